@@ -1,0 +1,46 @@
+/*
+ * FULLY_CONNECTED, int8 activations, int8 weights [N][K], int32 bias.
+ *
+ * acc = sum_k w[n][k] * (x[k] - zp_in) + bias[n].  The zero-point term is
+ * folded into `bias_folded` by the planner, so the inner loop is a plain
+ * int8 dot product.  TFLite's reference kernel rescales in double precision
+ * (round half away from zero of acc * in_scale * w_scale / out_scale); the
+ * fixed-point rescale of TFLite Micro is kept for models that must match it.
+ */
+#include "trt_dot.h"
+
+static int32_t rescale(const trt_fully_connected_params *p, int32_t n,
+                       int32_t acc) {
+    int32_t a;
+    if (p->scale) {
+        a = trt_round_to_i32((double)acc * p->scale[n]);
+    } else {
+        a = trt_requantize(acc, p->multiplier[n], p->shift[n]);
+    }
+    /* Wrapping add mirrors TFLite's int32 arithmetic at the extremes. */
+    a = (int32_t)((uint32_t)a + (uint32_t)p->output_offset);
+    return trt_clamp(a, p->act_min, p->act_max);
+}
+
+void trt_fully_connected_s8(const trt_fully_connected_params *p,
+                            const int8_t *input, int8_t *output) {
+    const int32_t k = p->in_features;
+    const int32_t nout = p->out_features;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *x = input + (int64_t)b * k;
+        int8_t *y = output + (int64_t)b * nout;
+        int32_t n = 0;
+        for (; n + 4 <= nout; n += 4) {
+            const int8_t *w = p->weights + (int64_t)n * k;
+            int32_t acc[4] = {0, 0, 0, 0};
+            trt_dot4_s8(x, w, w + k, w + 2 * k, w + 3 * k, k, acc);
+            for (int32_t i = 0; i < 4; ++i) {
+                y[n + i] = (int8_t)rescale(p, n + i, acc[i] + p->bias_folded[n + i]);
+            }
+        }
+        for (; n < nout; ++n) {
+            const int32_t acc = trt_dot_s8(x, p->weights + (int64_t)n * k, k);
+            y[n] = (int8_t)rescale(p, n, acc + p->bias_folded[n]);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+/*
+ * tinyrt.h - the one public header of tinyrt's int8 kernels.
+ *
+ * Conventions (CMSIS-NN style):
+ *   - Tensors are NHWC, int8 unless a name says otherwise.
+ *   - Every buffer is owned by the caller; no kernel allocates.
+ *   - Each kernel takes one const parameter struct holding its shapes, its
+ *     quantization constants and pointers to its constant data (weights,
+ *     biases, per-channel multipliers).  The structs are plain data so that a
+ *     code generator can emit them as `const` initialisers that live in flash.
+ *   - The arithmetic reproduces TensorFlow Lite's reference int8 kernels bit
+ *     for bit.  The Python planner computes every multiplier and shift.
+ *
+ * This file is also fed to cffi's cdef (the build strips preprocessor lines),
+ * so it holds only plain typedefs, enums and prototypes.
+ */
+#ifndef TINYRT_H
+#define TINYRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ shapes */
+
+typedef struct {
+    int32_t n;
+    int32_t h;
+    int32_t w;
+    int32_t c;
+} trt_dims;
+
+/* -------------------------------------------------------------- conv 2d --- */
+
+typedef struct {
+    trt_dims input;          /* N, H, W, C_in                                 */
+    trt_dims filter;         /* C_out, KH, KW, C_in / groups                  */
+    trt_dims output;         /* N, OH, OW, C_out                              */
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dilation_h;
+    int32_t dilation_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;    /* minus the input zero point                    */
+    int32_t output_offset;   /* the output zero point                         */
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *weights;   /* [C_out][KH][KW][C_in/groups]                  */
+    const int32_t *bias;     /* [C_out], may be NULL                          */
+    /* Per output channel: the bias plus input_offset times the sum of that
+     * channel's weights over the whole window (used where the window lies
+     * inside the image; the kernel corrects border pixels itself). */
+    const int32_t *bias_folded;
+    /* Per output channel and tap: the sum of that tap's weights over C_in,
+     * [C_out][KH][KW]; lets border pixels drop the taps that fall outside. */
+    const int32_t *tap_sums;
+    const int32_t *multiplier; /* [C_out] Q31                                */
+    const int32_t *shift;      /* [C_out] >0 left, <0 right                  */
+} trt_conv2d_params;
+
+void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
+                   int8_t *output);
+
+/* ----------------------------------------------------- depthwise conv 2d --- */
+
+typedef struct {
+    trt_dims input;          /* N, H, W, C_in                                 */
+    trt_dims filter;         /* 1, KH, KW, C_out                              */
+    trt_dims output;         /* N, OH, OW, C_out = C_in * depth_multiplier    */
+    int32_t depth_multiplier;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dilation_h;
+    int32_t dilation_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *weights;   /* [KH][KW][C_out]                               */
+    const int32_t *bias;     /* [C_out], may be NULL                          */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} trt_depthwise_conv2d_params;
+
+/* scratch: trt_depthwise_conv2d_s8_scratch_size() bytes, 4-byte aligned */
+size_t trt_depthwise_conv2d_s8_scratch_size(
+    const trt_depthwise_conv2d_params *p);
+void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
+                             const int8_t *input, int8_t *output,
+                             void *scratch);
+
+/* -------------------------------------------------------- fully connected --- */
+
+typedef struct {
+    int32_t batches;         /* rows of the input                             */
+    int32_t in_features;     /* K                                             */
+    int32_t out_features;    /* N                                             */
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    const int8_t *weights;   /* [N][K]                                        */
+    /* bias + input_offset * sum_k weights[n][k], per output feature          */
+    const int32_t *bias_folded;
+    /* Requantisation.  TFLite's reference FULLY_CONNECTED rescales in double
+     * precision: round_half_away(acc * scale[n]).  When `scale` is NULL the
+     * fixed-point path (multiplier/shift, as TFLite Micro and CMSIS-NN do) is
+     * used instead. */
+    const double *scale;     /* [N] or NULL                                   */
+    const int32_t *multiplier; /* [N], used when scale is NULL               */
+    const int32_t *shift;
+} trt_fully_connected_params;
+
+void trt_fully_connected_s8(const trt_fully_connected_params *p,
+                            const int8_t *input, int8_t *output);
+
+/* ----------------------------------------------------------------- pooling --- */
+
+typedef struct {
+    trt_dims input;
+    trt_dims output;
+    int32_t filter_h;
+    int32_t filter_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t act_min;
+    int32_t act_max;
+} trt_pool_params;
+
+/* scratch: trt_avg_pool_s8_scratch_size() bytes, 4-byte aligned */
+size_t trt_avg_pool_s8_scratch_size(const trt_pool_params *p);
+void trt_avg_pool_s8(const trt_pool_params *p, const int8_t *input,
+                     int8_t *output, void *scratch);
+void trt_max_pool_s8(const trt_pool_params *p, const int8_t *input,
+                     int8_t *output);
+
+/* ---------------------------------------------------- broadcasting binary --- */
+
+/* Both inputs are broadcast to the 4-D output shape: a stride of 0 in
+ * in1_strides / in2_strides repeats the element along that axis. */
+typedef struct {
+    int32_t out_shape[4];
+    int32_t in1_strides[4];
+    int32_t in2_strides[4];
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    int32_t left_shift;          /* ADD only                                  */
+    int32_t input1_multiplier;   /* ADD only                                  */
+    int32_t input1_shift;
+    int32_t input2_multiplier;   /* ADD only                                  */
+    int32_t input2_shift;
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t act_min;
+    int32_t act_max;
+} trt_binary_params;
+
+void trt_add_s8(const trt_binary_params *p, const int8_t *input1,
+                const int8_t *input2, int8_t *output);
+void trt_mul_s8(const trt_binary_params *p, const int8_t *input1,
+                const int8_t *input2, int8_t *output);
+
+/* ------------------------------------------------------------ activations --- */
+
+typedef struct {
+    int32_t outer;           /* number of rows                                */
+    int32_t depth;           /* length of a row (softmax axis)                */
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+} trt_softmax_params;
+
+void trt_softmax_s8(const trt_softmax_params *p, const int8_t *input,
+                    int8_t *output);
+
+/* Point-wise int8 -> int8 functions (LOGISTIC, TANH, the RELU family) run
+ * as a 256-entry table that the planner fills with TFLite's arithmetic. */
+typedef struct {
+    int32_t size;            /* number of elements                            */
+    const int8_t *table;     /* 256 entries, indexed by (uint8_t)(x + 128)    */
+} trt_lut_params;
+
+void trt_lut_s8(const trt_lut_params *p, const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------- shape --- */
+
+typedef struct {
+    int32_t in_shape[4];
+    int32_t pad_before[4];
+    int32_t pad_after[4];
+    int8_t pad_value;
+} trt_pad_params;
+
+void trt_pad_s8(const trt_pad_params *p, const int8_t *input, int8_t *output);
+
+/* Concatenation of inputs with identical quantisation along one axis:
+ * outer * (sum of axis_bytes) bytes out, input i contributes axis_bytes[i]
+ * contiguous bytes per outer step. */
+typedef struct {
+    int32_t num_inputs;
+    int32_t outer;
+    const int32_t *axis_bytes;   /* [num_inputs]                              */
+} trt_concat_params;
+
+void trt_concat_s8(const trt_concat_params *p, const int8_t *const *inputs,
+                   int8_t *output);
+
+/* ------------------------------------------------ quantize / dequantize --- */
+
+typedef struct {
+    int32_t size;
+    float scale;                 /* QUANTIZE from float: real / scale        */
+    int32_t zero_point;          /* output zero point                        */
+    int32_t qmin;
+    int32_t qmax;
+    int32_t input_zero_point;    /* requantize int8/uint8 -> int8/uint8      */
+    int32_t multiplier;
+    int32_t shift;
+} trt_quantize_params;
+
+void trt_quantize_f32_s8(const trt_quantize_params *p, const float *input,
+                         int8_t *output);
+void trt_quantize_f32_u8(const trt_quantize_params *p, const float *input,
+                         uint8_t *output);
+/* in_signed / out_signed: 1 for int8, 0 for uint8 */
+void trt_requantize_8(const trt_quantize_params *p, const void *input,
+                      int32_t in_signed, void *output, int32_t out_signed);
+
+typedef struct {
+    int32_t size;
+    int32_t zero_point;
+    double scale;
+} trt_dequantize_params;
+
+void trt_dequantize_s8_f32(const trt_dequantize_params *p, const int8_t *input,
+                           float *output);
+void trt_dequantize_u8_f32(const trt_dequantize_params *p,
+                           const uint8_t *input, float *output);
+
+/* --------------------------------------------------------------- executor --- */
+
+typedef enum {
+    TRT_OP_CONV2D = 1,
+    TRT_OP_DEPTHWISE_CONV2D = 2,
+    TRT_OP_FULLY_CONNECTED = 3,
+    TRT_OP_AVG_POOL = 4,
+    TRT_OP_MAX_POOL = 5,
+    TRT_OP_ADD = 6,
+    TRT_OP_MUL = 7,
+    TRT_OP_SOFTMAX = 8,
+    TRT_OP_LUT = 9,
+    TRT_OP_PAD = 10,
+    TRT_OP_CONCAT = 11,
+    TRT_OP_QUANTIZE_F32_S8 = 13,
+    TRT_OP_QUANTIZE_F32_U8 = 14,
+    TRT_OP_REQUANTIZE = 15,
+    TRT_OP_DEQUANTIZE_S8 = 16,
+    TRT_OP_DEQUANTIZE_U8 = 17,
+    TRT_OP_COPY = 18
+} trt_op_kind;
+
+/* Where an operand lives: inside the arena at `offset`, or, when `data` is
+ * not NULL, in constant memory (a constant input of ADD or CONCATENATION). */
+typedef struct {
+    int32_t offset;
+    const void *data;
+} trt_operand;
+
+typedef struct {
+    int32_t kind;                /* trt_op_kind                               */
+    const void *params;          /* the kind's parameter struct              */
+    int32_t num_inputs;
+    const trt_operand *inputs;
+    int32_t output;              /* arena offset                              */
+    int32_t scratch;             /* arena offset, or -1                       */
+    /* extra: TRT_OP_REQUANTIZE in_signed | out_signed << 1;
+     *        TRT_OP_COPY byte count                                          */
+    int32_t extra;
+} trt_step;
+
+typedef struct {
+    int32_t num_steps;
+    const trt_step *steps;
+} trt_plan;
+
+typedef enum {
+    TRT_OK = 0,
+    TRT_ERR_UNKNOWN_OP = 1,
+    TRT_ERR_BAD_OPERANDS = 2
+} trt_status;
+
+/* Runs every step of the plan in order inside `arena`.  Returns TRT_OK, or
+ * the error of the first step that could not run (its index in *failed_step
+ * when failed_step is not NULL). */
+int32_t trt_run_plan(const trt_plan *plan, uint8_t *arena,
+                     int32_t *failed_step);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYRT_H */

@@ -1,0 +1,72 @@
+"""cffi build script: compiles csrc/ into the extension module runtime._tinyrt.
+
+Used by setup.py (`cffi_modules`) when the package is installed, and runnable
+directly (`python runtime/_build.py`) to build in place for development.  The
+cdef is read from the public header itself, so the C API has one source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+CSRC = HERE.parent / "csrc"
+if not CSRC.is_dir():  # building from an unpacked wheel-like tree
+    CSRC = HERE / "_data" / "csrc"
+HEADER = CSRC / "include" / "tinyrt.h"
+
+
+def header_cdef(text: str) -> str:
+    """The header without preprocessor lines and C++ guards, for cffi's cdef."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    lines = []
+    skip_brace = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        if stripped.startswith('extern "C"'):
+            skip_brace += 1
+            continue
+        if stripped == "}" and skip_brace:
+            skip_brace -= 1
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def compile_args() -> list[str]:
+    args = ["-O3", "-std=c99", "-fno-strict-aliasing"]
+    if os.environ.get("TINYRT_WERROR"):
+        args += ["-Wall", "-Wextra", "-Werror"]
+    extra = os.environ.get("TINYRT_CFLAGS")
+    if extra:
+        args += extra.split()
+    return args
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(header_cdef(HEADER.read_text()))
+ffibuilder.set_source(
+    "runtime._tinyrt",
+    '#include "tinyrt.h"',
+    sources=sorted(str(p) for p in CSRC.glob("*.c")),
+    include_dirs=[str(CSRC / "include"), str(CSRC)],
+    extra_compile_args=compile_args(),
+)
+
+if __name__ == "__main__":
+    os.chdir(HERE.parent)
+    ffibuilder.compile(tmpdir=str(HERE.parent / "build" / "cffi"), verbose="-v" in sys.argv)
+    # compile() writes the module under tmpdir/runtime/; move it next to us.
+    built = list((HERE.parent / "build" / "cffi" / "runtime").glob("_tinyrt*.so")) + list(
+        (HERE.parent / "build" / "cffi").glob("runtime/_tinyrt*.pyd")
+    )
+    for path in built:
+        path.replace(HERE / path.name)
+        print(f"built {HERE / path.name}")

@@ -1,0 +1,1 @@
+"""Backends: `c` (tinyrt's own kernels) and `tflite` (LiteRT / tflite-runtime)."""

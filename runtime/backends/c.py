@@ -1,0 +1,65 @@
+"""The C backend: a Plan executed by csrc/ through one cffi call per inference."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .._native import ffi, lib
+from ..errors import TinyRTError
+from ..graph import Graph
+from ..model import Model, TensorInfo
+from ..plan import Plan, build_plan
+
+ARENA_ALIGNMENT = 64
+
+
+def tensor_info(graph: Graph, index: int) -> TensorInfo:
+    t = graph.tensors[index]
+    scale, zp = 0.0, 0
+    if t.quant is not None and not t.quant.per_channel:
+        scale, zp = t.quant.scalar_scale, t.quant.scalar_zero_point
+    assert t.dtype is not None
+    return TensorInfo(name=t.name, shape=t.shape, dtype=t.dtype, scale=scale, zero_point=zp)
+
+
+class CModel(Model):
+    backend = "c"
+
+    def __init__(self, graph: Graph, fc_fixed_point: bool = False):
+        super().__init__(
+            [tensor_info(graph, i) for i in graph.inputs],
+            [tensor_info(graph, i) for i in graph.outputs],
+        )
+        self.graph = graph
+        self.plan: Plan = build_plan(graph, fc_fixed_point=fc_fixed_point)
+        # The arena: aligned so that every planned offset keeps 16-byte alignment.
+        raw = np.zeros(self.plan.arena_bytes + ARENA_ALIGNMENT, dtype=np.uint8)
+        start = (-raw.ctypes.data) % ARENA_ALIGNMENT
+        self._arena = raw[start : start + self.plan.arena_bytes]
+        self._arena_ptr = ffi.cast("uint8_t *", ffi.from_buffer(self._arena))
+        self._failed = ffi.new("int32_t *")
+        self._in_views = [self._view(i) for i in graph.inputs]
+        self._out_views = [self._view(i) for i in graph.outputs]
+        self._lock = threading.Lock()
+
+    def _view(self, index: int) -> np.ndarray:
+        t = self.graph.tensors[index]
+        assert t.dtype is not None
+        offset = self.plan.tensor_offset[index]
+        return np.ndarray(t.shape, dtype=t.dtype, buffer=self._arena, offset=offset)
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
+
+    def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            for view, arr in zip(self._in_views, arrays):
+                view[...] = arr
+            status = lib.trt_run_plan(self.plan.c_plan, self._arena_ptr, self._failed)
+            if status != lib.TRT_OK:
+                op = self.plan.step_ops[self._failed[0]]
+                raise TinyRTError(f"kernel failed with status {status} at operator {op}")
+            return [view.copy() for view in self._out_views]

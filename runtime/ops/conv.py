@@ -1,0 +1,172 @@
+"""CONV_2D and DEPTHWISE_CONV_2D: shapes, per-channel rescale, folded zero points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._native import lib
+from ..quant import activation_range, f32, quantize_multiplier
+from .common import FLOAT32, INT8, INT32, OpContext, Step, padding_same_or_valid, set_dims
+
+
+def per_channel_multipliers(
+    ctx: OpContext, input_scale: float, filter_scales: np.ndarray, output_scale: float, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite PopulateConvolutionQuantizationParams: double(in) * double(w) / double(out)."""
+    if filter_scales.size not in (1, channels):
+        raise ctx.unsupported(f"weights have {filter_scales.size} scales for {channels} output channels")
+    scales = np.broadcast_to(filter_scales.astype(FLOAT32), (channels,))
+    mult = np.empty(channels, dtype=INT32)
+    shift = np.empty(channels, dtype=INT32)
+    in_s, out_s = f32(input_scale), f32(output_scale)
+    if out_s <= 0:
+        raise ctx.unsupported(f"output scale {out_s} must be positive")
+    for c in range(channels):
+        mult[c], shift[c] = quantize_multiplier(in_s * float(scales[c]) / out_s)
+    return mult, shift
+
+
+def _weights_and_bias(ctx: OpContext, channels: int, channel_axis: int) -> tuple[np.ndarray, np.ndarray | None]:
+    weights = ctx.req_input(1)
+    ctx.expect_dtype(weights, INT8, what="weights")
+    if weights.data is None:
+        raise ctx.unsupported("weights must be a constant tensor")
+    if weights.quant is None:
+        raise ctx.unsupported("weights have no quantization parameters")
+    if np.any(weights.quant.zero_point != 0):
+        raise ctx.unsupported("int8 weights must be symmetric (zero point 0)")
+    if weights.quant.per_channel and weights.quant.axis != channel_axis:
+        raise ctx.unsupported(f"weights are quantized along axis {weights.quant.axis}, expected {channel_axis}")
+    bias = ctx.input(2, optional=True)
+    bias_data = None
+    if bias is not None:
+        ctx.expect_dtype(bias, INT32, what="bias")
+        if bias.data is None:
+            raise ctx.unsupported("bias must be a constant tensor")
+        if bias.size != channels:
+            raise ctx.unsupported(f"bias has {bias.size} values for {channels} output channels")
+        bias_data = bias.data.reshape(-1).astype(np.int64)
+    return weights.data, bias_data
+
+
+def _check_int32(ctx: OpContext, values: np.ndarray, what: str) -> np.ndarray:
+    if values.size and (values.max() > 0x7FFFFFFF or values.min() < -0x80000000):
+        raise ctx.unsupported(f"{what} overflows int32")
+    return values.astype(INT32)
+
+
+def _geometry(ctx: OpContext, in_shape, kh: int, kw: int, out_shape) -> dict[str, int]:
+    o = ctx.options
+    stride_h, stride_w = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dil_h, dil_w = int(o.get("dilation_h_factor", 1) or 1), int(o.get("dilation_w_factor", 1) or 1)
+    padding = int(o.get("padding", 0))
+    oh, pad_top = padding_same_or_valid(ctx, padding, in_shape[1], kh, stride_h, dil_h)
+    ow, pad_left = padding_same_or_valid(ctx, padding, in_shape[2], kw, stride_w, dil_w)
+    if (out_shape[1], out_shape[2]) != (oh, ow):
+        raise ctx.unsupported(
+            f"output spatial size {out_shape[1]}x{out_shape[2]} disagrees with the computed {oh}x{ow}"
+        )
+    return {
+        "stride_h": stride_h,
+        "stride_w": stride_w,
+        "dilation_h": dil_h,
+        "dilation_w": dil_w,
+        "pad_top": pad_top,
+        "pad_left": pad_left,
+    }
+
+
+def _io(ctx: OpContext):
+    x = ctx.req_input(0)
+    y = ctx.output()
+    ctx.expect_dtype(x, INT8, what="input")
+    ctx.expect_dtype(y, INT8, what="output")
+    ctx.expect_rank(x, 4, "input")
+    ctx.expect_rank(y, 4, "output")
+    if x.shape[0] != y.shape[0]:
+        raise ctx.unsupported("input and output batch sizes differ")
+    in_s, in_zp = ctx.scale_zp(x, "input")
+    out_s, out_zp = ctx.scale_zp(y, "output")
+    return x, y, in_s, in_zp, out_s, out_zp
+
+
+def build_conv2d(ctx: OpContext) -> Step:
+    x, y, in_s, in_zp, out_s, out_zp = _io(ctx)
+    out_c = y.shape[3]
+    w, bias = _weights_and_bias(ctx, out_c, 0)
+    if w.ndim != 4 or w.shape[0] != out_c:
+        raise ctx.unsupported(f"weights shape {list(w.shape)} does not match {out_c} output channels")
+    _, kh, kw, fc = w.shape
+    in_c = x.shape[3]
+    if fc <= 0 or in_c % fc or out_c % (in_c // fc):
+        raise ctx.unsupported(f"input channels {in_c} and filter depth {fc} do not form whole groups")
+    geo = _geometry(ctx, x.shape, kh, kw, y.shape)
+    mult, shift = per_channel_multipliers(ctx, in_s, ctx.req_input(1).quant.scale, out_s, out_c)
+    act_min, act_max = activation_range(int(ctx.options.get("fused_activation_function", 0)), out_s, out_zp)
+
+    w64 = w.astype(np.int64)
+    tap_sums = w64.sum(axis=3)  # [OC, KH, KW]
+    bias_raw = bias if bias is not None else np.zeros(out_c, dtype=np.int64)
+    bias_folded = bias_raw + (-in_zp) * tap_sums.reshape(out_c, -1).sum(axis=1)
+
+    p = ctx.new("trt_conv2d_params *")
+    set_dims(p.input, x.shape)
+    set_dims(p.filter, w.shape)
+    set_dims(p.output, y.shape)
+    for key, value in geo.items():
+        setattr(p, key, value)
+    p.input_offset = -in_zp
+    p.output_offset = out_zp
+    p.act_min, p.act_max = act_min, act_max
+    p.weights = ctx.c_array(w, "const int8_t *")
+    p.bias = ctx.c_array(_check_int32(ctx, bias_raw, "bias"), "const int32_t *") if bias is not None else ctx.NULL
+    p.bias_folded = ctx.c_array(_check_int32(ctx, bias_folded, "bias plus zero-point term"), "const int32_t *")
+    p.tap_sums = ctx.c_array(_check_int32(ctx, tap_sums.reshape(-1), "weight sums"), "const int32_t *")
+    p.multiplier = ctx.c_array(mult, "const int32_t *")
+    p.shift = ctx.c_array(shift, "const int32_t *")
+    macs = int(np.prod(y.shape)) * kh * kw * fc
+    return ctx.finish(
+        Step(kind=lib.TRT_OP_CONV2D, params=p, inputs=[x.index], output=y.index, macs=macs, weight_bytes=w.nbytes + out_c * 4)
+    )
+
+
+def build_depthwise_conv2d(ctx: OpContext) -> Step:
+    x, y, in_s, in_zp, out_s, out_zp = _io(ctx)
+    out_c = y.shape[3]
+    in_c = x.shape[3]
+    w, bias = _weights_and_bias(ctx, out_c, 3)
+    if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] != out_c:
+        raise ctx.unsupported(f"depthwise weights shape {list(w.shape)} must be [1, KH, KW, {out_c}]")
+    if in_c <= 0 or out_c % in_c:
+        raise ctx.unsupported(f"output channels {out_c} are not a multiple of input channels {in_c}")
+    _, kh, kw, _ = w.shape
+    geo = _geometry(ctx, x.shape, kh, kw, y.shape)
+    mult, shift = per_channel_multipliers(ctx, in_s, ctx.req_input(1).quant.scale, out_s, out_c)
+    act_min, act_max = activation_range(int(ctx.options.get("fused_activation_function", 0)), out_s, out_zp)
+
+    p = ctx.new("trt_depthwise_conv2d_params *")
+    set_dims(p.input, x.shape)
+    set_dims(p.filter, w.shape)
+    set_dims(p.output, y.shape)
+    p.depth_multiplier = out_c // in_c
+    for key, value in geo.items():
+        setattr(p, key, value)
+    p.input_offset = -in_zp
+    p.output_offset = out_zp
+    p.act_min, p.act_max = act_min, act_max
+    p.weights = ctx.c_array(w, "const int8_t *")
+    p.bias = ctx.c_array(_check_int32(ctx, bias, "bias"), "const int32_t *") if bias is not None else ctx.NULL
+    p.multiplier = ctx.c_array(mult, "const int32_t *")
+    p.shift = ctx.c_array(shift, "const int32_t *")
+    macs = int(np.prod(y.shape)) * kh * kw
+    return ctx.finish(
+        Step(
+            kind=lib.TRT_OP_DEPTHWISE_CONV2D,
+            params=p,
+            inputs=[x.index],
+            output=y.index,
+            scratch_bytes=int(lib.trt_depthwise_conv2d_s8_scratch_size(p)),
+            macs=macs,
+            weight_bytes=w.nbytes + out_c * 4,
+        )
+    )

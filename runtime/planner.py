@@ -1,0 +1,61 @@
+"""Arena memory planning: one buffer, offsets from tensor lifetimes.
+
+Greedy by size, the strategy of TFLite Micro's GreedyMemoryPlanner: place
+the largest buffers first, each at the lowest offset that does not collide
+with an already placed buffer whose lifetime overlaps.  Lifetimes are
+inclusive step ranges [first, last].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALIGNMENT = 16
+
+
+def align(n: int, alignment: int = ALIGNMENT) -> int:
+    return (n + alignment - 1) // alignment * alignment
+
+
+@dataclass
+class Buffer:
+    key: object  # what the buffer holds (a tensor index, or ("scratch", step))
+    size: int  # bytes, before alignment
+    first: int  # first step that needs it (-1: before the first step)
+    last: int  # last step that needs it
+    offset: int = -1
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+def plan_arena(buffers: list[Buffer]) -> int:
+    """Assign buffer.offset for every buffer; return the arena size in bytes."""
+    order = sorted(range(len(buffers)), key=lambda i: (-align(buffers[i].size), buffers[i].first, i))
+    placed: list[Buffer] = []
+    arena = 0
+    for i in order:
+        buf = buffers[i]
+        size = align(max(buf.size, 1))
+        busy = sorted(
+            ((b.offset, b.offset + align(max(b.size, 1))) for b in placed if b.overlaps_in_time(buf)),
+        )
+        offset = 0
+        for start, end in busy:
+            if offset + size <= start:
+                break
+            offset = max(offset, end)
+        buf.offset = offset
+        placed.append(buf)
+        arena = max(arena, offset + size)
+    return arena
+
+
+def check_no_overlap(buffers: list[Buffer]) -> None:
+    """Raise AssertionError if two buffers live at the same time share bytes."""
+    for i, a in enumerate(buffers):
+        for b in buffers[i + 1 :]:
+            if a.overlaps_in_time(b):
+                a_end, b_end = a.offset + max(a.size, 1), b.offset + max(b.size, 1)
+                if a.offset < b_end and b.offset < a_end:
+                    raise AssertionError(f"buffers {a.key} and {b.key} overlap in time and memory")

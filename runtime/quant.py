@@ -1,0 +1,95 @@
+"""Plan-time quantization arithmetic, exactly as TensorFlow Lite computes it.
+
+These functions decide the integer constants the C kernels use (Q31
+multipliers, shifts, activation ranges).  Bit-exactness with TFLite depends
+as much on them as on the kernels: TFLite mixes float32 and float64 steps,
+and each function here states which precision each step uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import UnsupportedModelError
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def f32(x: float) -> float:
+    """Round a Python float (double) to float32 and back."""
+    return float(np.float32(x))
+
+
+def round_half_away(x: float) -> int:
+    """C's round(): halves go away from zero.  Exact for |x| < 2**52."""
+    r = math.floor(abs(x) + 0.5)
+    # abs(x) + 0.5 can round up in binary only when abs(x) >= 2**52, where
+    # every double is already an integer.
+    return int(math.copysign(r, x)) if r else 0
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = q * 2**shift with q a Q31 in [2**30, 2**31)."""
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q = round_half_away(mantissa * float(1 << 31))
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if q > 0x7FFFFFFF or q < -0x80000000:
+        raise UnsupportedModelError(f"quantization multiplier {real!r} does not fit in Q31")
+    return q, shift
+
+
+def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplierSmallerThanOneExp (returns a shift <= 0)."""
+    if not 0.0 < real < 1.0:
+        raise UnsupportedModelError(
+            f"rescale factor {real!r} must lie strictly between 0 and 1 for this operator"
+        )
+    q, shift = quantize_multiplier(real)
+    return q, shift
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplierGreaterThanOne (returns a shift >= 0)."""
+    if not real > 1.0:
+        raise UnsupportedModelError(f"rescale factor {real!r} must be greater than 1")
+    return quantize_multiplier(real)
+
+
+def quantize_scalar_f32(value: float, scale: float, zero_point: int) -> int:
+    """TFLite's kernel_util Quantize: round(value / scale) in float32, plus zp."""
+    tmp = np.float32(value) / np.float32(scale)
+    return zero_point + round_half_away(float(tmp))
+
+
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+
+
+def activation_range(
+    activation: int, scale: float, zero_point: int, qmin: int = INT8_MIN, qmax: int = INT8_MAX
+) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized for a fused activation."""
+    if activation == 0:
+        return qmin, qmax
+    if activation == 1:
+        return max(qmin, quantize_scalar_f32(0.0, scale, zero_point)), qmax
+    if activation == 3:
+        return (
+            max(qmin, quantize_scalar_f32(0.0, scale, zero_point)),
+            min(qmax, quantize_scalar_f32(6.0, scale, zero_point)),
+        )
+    if activation == 2:
+        return (
+            max(qmin, quantize_scalar_f32(-1.0, scale, zero_point)),
+            min(qmax, quantize_scalar_f32(1.0, scale, zero_point)),
+        )
+    raise UnsupportedModelError(
+        f"fused activation {ACTIVATIONS.get(activation, activation)} is not supported on int8 outputs"
+    )
