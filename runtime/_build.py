@@ -15,9 +15,8 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-CSRC = HERE.parent / "csrc"
-if not CSRC.is_dir():  # building from an unpacked wheel-like tree
-    CSRC = HERE / "_data" / "csrc"
+ROOT = HERE.parent
+CSRC = ROOT / "csrc"
 HEADER = CSRC / "include" / "tinyrt.h"
 
 
@@ -55,18 +54,16 @@ ffibuilder.cdef(header_cdef(HEADER.read_text()))
 ffibuilder.set_source(
     "runtime._tinyrt",
     '#include "tinyrt.h"',
-    sources=sorted(str(p) for p in CSRC.glob("*.c")),
-    include_dirs=[str(CSRC / "include"), str(CSRC)],
+    # setuptools wants paths relative to the project root (its working
+    # directory); __main__ below compiles from there too.
+    sources=sorted(p.relative_to(ROOT).as_posix() for p in CSRC.glob("*.c")),
+    include_dirs=["csrc/include", "csrc"],
     extra_compile_args=compile_args(),
 )
 
 if __name__ == "__main__":
-    os.chdir(HERE.parent)
-    ffibuilder.compile(tmpdir=str(HERE.parent / "build" / "cffi"), verbose="-v" in sys.argv)
-    # compile() writes the module under tmpdir/runtime/; move it next to us.
-    built = list((HERE.parent / "build" / "cffi" / "runtime").glob("_tinyrt*.so")) + list(
-        (HERE.parent / "build" / "cffi").glob("runtime/_tinyrt*.pyd")
-    )
-    for path in built:
-        path.replace(HERE / path.name)
-        print(f"built {HERE / path.name}")
+    # Builds runtime/_tinyrt*.so in place (cffi writes runtime/_tinyrt.c and
+    # compiles it from the project root, where the relative paths hold).
+    os.chdir(ROOT)
+    path = ffibuilder.compile(tmpdir=str(ROOT), verbose="-v" in sys.argv)
+    print(f"built {path}")
