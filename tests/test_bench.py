@@ -1,0 +1,74 @@
+"""Smoke test of tools/bench.py: it runs, writes well-formed JSON, and tinyrt agrees with BUILTIN_REF.
+
+No timing assertions: the machines are shared and noisy, so only the structure is checked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "tools" / "bench.py"
+HAVE_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
+CONTENDERS = ("tinyrt", "xnnpack", "builtin", "ref", "tflm")
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable,
+        str(BENCH),
+        "--models",
+        "hello_world,ad01",
+        "--repeat",
+        "3",
+        "--rounds",
+        "1",
+        "--json",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Acceptance:" in proc.stdout
+
+    doc = json.loads(out.read_text())
+    assert set(doc) >= {"environment", "settings", "contenders", "models", "acceptance"}
+    assert list(doc["contenders"]) == list(CONTENDERS)
+    assert [m["model"] for m in doc["models"]] == ["hello_world", "ad01"]
+    # ad01 is an MLPerf model, so it gets a verdict; hello_world does not.
+    assert set(doc["acceptance"]["models"]) == {"ad01"}
+    assert isinstance(doc["acceptance"]["pass"], bool)
+
+    for m in doc["models"]:
+        assert m["macs"] > 0
+        assert m["arena_bytes"] > 0
+        assert m["tinyrt_load_ms"]["median"] > 0
+        assert set(m["contenders"]) == set(CONTENDERS)
+        assert set(m["ratios"]) == set(CONTENDERS[1:])
+        for name, res in m["contenders"].items():
+            assert res["status"] in ("ok", "n/a"), name
+            if res["status"] == "ok":
+                assert res["samples"] == 3, name
+                assert 0 < res["median_ms"] <= res["p90_ms"], name
+                assert len(res["round_medians_ms"]) == 1, name
+            else:
+                assert res["reason"], name
+        tinyrt = m["contenders"]["tinyrt"]
+        assert tinyrt["status"] == "ok", tinyrt["reason"]
+        if HAVE_LITERT:  # without LiteRT there is no BUILTIN_REF to agree with
+            assert m["contenders"]["ref"]["status"] == "ok", m["contenders"]["ref"]["reason"]
+            assert m["reference"] == "ref"
+            assert m["ratios"]["ref"] > 0
+            assert tinyrt["max_diff_lsb"] == 0  # bit-exact with TFLite's reference kernels
+            assert m["contenders"]["ref"]["max_diff_lsb"] == 0
+
+
+def test_bench_rejects_unknown_names() -> None:
+    for args in (["--models", "nosuchmodel"], ["--contenders", "tinyrt,onnx"]):
+        proc = subprocess.run([sys.executable, str(BENCH), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0
+        assert "unknown" in proc.stderr
