@@ -54,6 +54,10 @@ static int32_t run_step(const trt_step *s, uint8_t *arena) {
         trt_lut_s8((const trt_lut_params *)s->params, (const int8_t *)in0,
                    (int8_t *)out);
         return TRT_OK;
+    case TRT_OP_MEAN:
+        trt_mean_s8((const trt_mean_params *)s->params, (const int8_t *)in0,
+                    (int8_t *)out);
+        return TRT_OK;
     case TRT_OP_PAD:
         trt_pad_s8((const trt_pad_params *)s->params, (const int8_t *)in0,
                    (int8_t *)out);

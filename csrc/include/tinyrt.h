@@ -191,6 +191,63 @@ typedef struct {
 
 void trt_lut_s8(const trt_lut_params *p, const int8_t *input, int8_t *output);
 
+/* ---------------------------------------- point-wise scalar functions --- */
+
+/* One table entry each: the planner evaluates these for all 256 int8 inputs
+ * to fill a trt_lut_params table, so they only need to be exact. */
+
+/* LOGISTIC and TANH: TFLite's reference kernels build their int8 table in
+ * single-precision float (dequantize, expf or tanhf, divide by the output
+ * scale, round half away from zero, add the zero point, clamp). */
+typedef struct {
+    float input_scale;
+    int32_t input_zero_point;
+    float output_scale;
+    int32_t output_zero_point;
+} trt_float_lut_params;
+
+int8_t trt_logistic_s8_scalar(const trt_float_lut_params *p, int8_t x);
+int8_t trt_tanh_s8_scalar(const trt_float_lut_params *p, int8_t x);
+
+/* RELU, RELU6, RELU_N1_TO_1, RELU_0_TO_1 (TFLite's ReluX): rescale
+ * x - input_zero_point by input_scale / output_scale, add the output zero
+ * point, clamp to [act_min, act_max]. */
+typedef struct {
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;          /* Q31                                      */
+    int32_t shift;               /* >0 left, <0 right                        */
+    int32_t act_min;
+    int32_t act_max;
+} trt_relu_params;
+
+int8_t trt_relu_s8_scalar(const trt_relu_params *p, int8_t x);
+
+/* LEAKY_RELU: x - input_zero_point rescaled by input_scale / output_scale
+ * when >= 0, else by alpha * input_scale / output_scale. */
+typedef struct {
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t identity_multiplier;
+    int32_t identity_shift;
+    int32_t alpha_multiplier;    /* negative when alpha is                   */
+    int32_t alpha_shift;
+} trt_leaky_relu_params;
+
+int8_t trt_leaky_relu_s8_scalar(const trt_leaky_relu_params *p, int8_t x);
+
+/* HARD_SWISH: TFLite's int16 fixed-point recipe (Q15 multipliers). */
+typedef struct {
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int16_t output_multiplier;   /* (input_scale / 128) / output_scale       */
+    int16_t reluish_multiplier;  /* (input_scale / 128) / (3 / 32768)        */
+    int32_t output_exponent;     /* <= 0                                     */
+    int32_t reluish_exponent;
+} trt_hard_swish_params;
+
+int8_t trt_hard_swish_s8_scalar(const trt_hard_swish_params *p, int8_t x);
+
 /* ------------------------------------------------------------------- shape --- */
 
 typedef struct {
@@ -213,6 +270,31 @@ typedef struct {
 
 void trt_concat_s8(const trt_concat_params *p, const int8_t *const *inputs,
                    int8_t *output);
+
+/* ------------------------------------------------------------------ reduce --- */
+
+enum { TRT_MEAN_MAX_DIMS = 8 };
+
+/* MEAN over any axes.  The planner splits the input's axes into the kept
+ * ones (outer loops, output order) and the reduced ones (inner loops), with
+ * neighbours of the same kind merged; strides are in input elements. */
+typedef struct {
+    int32_t outputs;             /* product of kept_shape                     */
+    int32_t count;               /* product of reduced_shape                  */
+    int32_t num_kept;
+    int32_t kept_shape[TRT_MEAN_MAX_DIMS];
+    int32_t kept_stride[TRT_MEAN_MAX_DIMS];
+    int32_t num_reduced;
+    int32_t reduced_shape[TRT_MEAN_MAX_DIMS];
+    int32_t reduced_stride[TRT_MEAN_MAX_DIMS];
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;          /* in_scale / out_scale / count, Q31         */
+    int32_t shift;
+} trt_mean_params;
+
+void trt_mean_s8(const trt_mean_params *p, const int8_t *input,
+                 int8_t *output);
 
 /* ------------------------------------------------ quantize / dequantize --- */
 
@@ -265,7 +347,8 @@ typedef enum {
     TRT_OP_REQUANTIZE = 15,
     TRT_OP_DEQUANTIZE_S8 = 16,
     TRT_OP_DEQUANTIZE_U8 = 17,
-    TRT_OP_COPY = 18
+    TRT_OP_COPY = 18,
+    TRT_OP_MEAN = 19
 } trt_op_kind;
 
 /* Where an operand lives: inside the arena at `offset`, or, when `data` is
