@@ -90,6 +90,10 @@ class Worker:
         self.run: RunFn | None = None
         self.inputs: list[list[np.ndarray]] = []
 
+    def _need_model(self) -> None:
+        if self.run is None:
+            raise RuntimeError("no model loaded (send 'load' first)")
+
     def load(self, cmd: dict[str, Any]) -> dict[str, Any]:
         # Drop the previous model first so two models never share the heap.
         self.run, self.inputs = None, []
@@ -134,7 +138,7 @@ class Worker:
         }
 
     def outputs(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        assert self.run is not None
+        self._need_model()
         saved = {}
         for s, arrays in enumerate(self.inputs):
             for o, out in enumerate(self.run(arrays)):
@@ -143,7 +147,7 @@ class Worker:
         return {"ok": True}
 
     def warmup(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        assert self.run is not None
+        self._need_model()
         run, arrays = self.run, self.inputs[0]
         seen = []
         deadline = time.perf_counter_ns() + int(float(cmd["seconds"]) * 1e9)
@@ -156,7 +160,7 @@ class Worker:
         return {"ok": True, "median_ms": float(np.median(seen)) / 1e6, "iters": len(seen)}
 
     def time(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        assert self.run is not None
+        self._need_model()
         run, arrays = self.run, self.inputs[0]
         n = int(cmd["n"])
         samples = [0] * n
