@@ -20,7 +20,7 @@ static int32_t run_step(const trt_step *s, uint8_t *arena) {
     switch (s->kind) {
     case TRT_OP_CONV2D:
         trt_conv2d_s8((const trt_conv2d_params *)s->params,
-                      (const int8_t *)in0, (int8_t *)out);
+                      (const int8_t *)in0, (int8_t *)out, scratch);
         return TRT_OK;
     case TRT_OP_DEPTHWISE_CONV2D:
         trt_depthwise_conv2d_s8((const trt_depthwise_conv2d_params *)s->params,

@@ -33,7 +33,7 @@ void trt_fully_connected_s8(const trt_fully_connected_params *p,
         for (; n + 4 <= nout; n += 4) {
             const int8_t *w = p->weights + (int64_t)n * k;
             int32_t acc[4] = {0, 0, 0, 0};
-            trt_dot4_s8(x, w, w + k, w + 2 * k, w + 3 * k, k, acc);
+            trt_dot_1x4_s8(x, w, w + k, w + 2 * k, w + 3 * k, k, acc);
             for (int32_t i = 0; i < 4; ++i) {
                 y[n + i] = (int8_t)rescale(p, n + i, acc[i] + p->bias_folded[n + i]);
             }

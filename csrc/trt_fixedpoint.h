@@ -25,23 +25,27 @@
 #define TRT_RESTRICT
 #endif
 
-/* gemmlowp SaturatingRoundingDoublingHighMul */
+/* gemmlowp SaturatingRoundingDoublingHighMul: the high half of 2*a*b,
+ * rounded.  gemmlowp's nudge-and-truncate formulation rounds halves toward
+ * +infinity for both signs, which is floor((a*b + 2^30) / 2^31): one
+ * multiply, one add, one arithmetic shift.  Only INT32_MIN * INT32_MIN
+ * overflows.  (tests/c/test_fixedpoint.c checks this against the literal
+ * formulation over 10^8 random pairs and all edge values.) */
 TRT_INLINE int32_t trt_srdhm(int32_t a, int32_t b) {
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    const int64_t ab = (int64_t)a * (int64_t)b;
-    const int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
-    /* C99 division truncates toward zero, as gemmlowp requires. */
-    return (int32_t)((ab + nudge) / (1LL << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + (1LL << 30)) >> 31);
 }
 
-/* gemmlowp RoundingDivideByPOT: round half away from zero. */
+/* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero,
+ * exponent in [0, 31]. */
 TRT_INLINE int32_t trt_rounding_divide_by_pot(int32_t x, int32_t exponent) {
-    const int32_t mask = (int32_t)((1LL << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+    if (exponent == 0) {
+        return x;
+    }
+    return (int32_t)(((int64_t)x + (1LL << (exponent - 1)) - (x < 0 ? 1 : 0)) >>
+                     exponent);
 }
 
 /* x * 2^shift with int32 wrap-around, as TFLite's `x * (1 << shift)`. */

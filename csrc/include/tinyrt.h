@@ -52,18 +52,16 @@ typedef struct {
     const int8_t *weights;   /* [C_out][KH][KW][C_in/groups]                  */
     const int32_t *bias;     /* [C_out], may be NULL                          */
     /* Per output channel: the bias plus input_offset times the sum of that
-     * channel's weights over the whole window (used where the window lies
-     * inside the image; the kernel corrects border pixels itself). */
+     * channel's weights (the zero-point term, folded at plan time). */
     const int32_t *bias_folded;
-    /* Per output channel and tap: the sum of that tap's weights over C_in,
-     * [C_out][KH][KW]; lets border pixels drop the taps that fall outside. */
-    const int32_t *tap_sums;
     const int32_t *multiplier; /* [C_out] Q31                                */
     const int32_t *shift;      /* [C_out] >0 left, <0 right                  */
 } trt_conv2d_params;
 
+/* scratch: trt_conv2d_s8_scratch_size() bytes (the im2col patches) */
+size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p);
 void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
-                   int8_t *output);
+                   int8_t *output, void *scratch);
 
 /* ----------------------------------------------------- depthwise conv 2d --- */
 
@@ -83,7 +81,9 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     const int8_t *weights;   /* [KH][KW][C_out]                               */
-    const int32_t *bias;     /* [C_out], may be NULL                          */
+    /* Per output channel: bias + input_offset * the sum of its KH*KW
+     * weights (the zero-point term, folded at plan time). */
+    const int32_t *bias_folded;
     const int32_t *multiplier;
     const int32_t *shift;
 } trt_depthwise_conv2d_params;

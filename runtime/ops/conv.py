@@ -104,10 +104,8 @@ def build_conv2d(ctx: OpContext) -> Step:
     mult, shift = per_channel_multipliers(ctx, in_s, ctx.req_input(1).quant.scale, out_s, out_c)
     act_min, act_max = activation_range(int(ctx.options.get("fused_activation_function", 0)), out_s, out_zp)
 
-    w64 = w.astype(np.int64)
-    tap_sums = w64.sum(axis=3)  # [OC, KH, KW]
     bias_raw = bias if bias is not None else np.zeros(out_c, dtype=np.int64)
-    bias_folded = bias_raw + (-in_zp) * tap_sums.reshape(out_c, -1).sum(axis=1)
+    bias_folded = bias_raw + (-in_zp) * w.astype(np.int64).reshape(out_c, -1).sum(axis=1)
 
     p = ctx.new("trt_conv2d_params *")
     set_dims(p.input, x.shape)
@@ -121,12 +119,19 @@ def build_conv2d(ctx: OpContext) -> Step:
     p.weights = ctx.c_array(w, "const int8_t *")
     p.bias = ctx.c_array(_check_int32(ctx, bias_raw, "bias"), "const int32_t *") if bias is not None else ctx.NULL
     p.bias_folded = ctx.c_array(_check_int32(ctx, bias_folded, "bias plus zero-point term"), "const int32_t *")
-    p.tap_sums = ctx.c_array(_check_int32(ctx, tap_sums.reshape(-1), "weight sums"), "const int32_t *")
     p.multiplier = ctx.c_array(mult, "const int32_t *")
     p.shift = ctx.c_array(shift, "const int32_t *")
     macs = int(np.prod(y.shape)) * kh * kw * fc
     return ctx.finish(
-        Step(kind=lib.TRT_OP_CONV2D, params=p, inputs=[x.index], output=y.index, macs=macs, weight_bytes=w.nbytes + out_c * 4)
+        Step(
+            kind=lib.TRT_OP_CONV2D,
+            params=p,
+            inputs=[x.index],
+            output=y.index,
+            scratch_bytes=int(lib.trt_conv2d_s8_scratch_size(p)),
+            macs=macs,
+            weight_bytes=w.nbytes + out_c * 4,
+        )
     )
 
 
@@ -155,7 +160,9 @@ def build_depthwise_conv2d(ctx: OpContext) -> Step:
     p.output_offset = out_zp
     p.act_min, p.act_max = act_min, act_max
     p.weights = ctx.c_array(w, "const int8_t *")
-    p.bias = ctx.c_array(_check_int32(ctx, bias, "bias"), "const int32_t *") if bias is not None else ctx.NULL
+    bias_raw = bias if bias is not None else np.zeros(out_c, dtype=np.int64)
+    bias_folded = bias_raw + (-in_zp) * w.astype(np.int64).reshape(-1, out_c).sum(axis=0)
+    p.bias_folded = ctx.c_array(_check_int32(ctx, bias_folded, "bias plus zero-point term"), "const int32_t *")
     p.multiplier = ctx.c_array(mult, "const int32_t *")
     p.shift = ctx.c_array(shift, "const int32_t *")
     macs = int(np.prod(y.shape)) * kh * kw
