@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "trt_dot.h"
+#include "trt_ukernels.h"
 
 static int32_t groups_of(const trt_conv2d_params *p) {
     return p->input.c / p->filter.c;
@@ -33,11 +33,18 @@ static int32_t patch_len(const trt_conv2d_params *p) {
     return p->filter.h * p->filter.w * p->filter.c;
 }
 
-size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p) {
+/* Scratch layout: [patch 0][patch 1] (K bytes each, none for pointwise),
+ * rounded up to 16 bytes, then [accumulators 0][accumulators 1] (C_out
+ * int32 each). */
+static size_t patch_bytes(const trt_conv2d_params *p) {
     if (is_pointwise(p)) {
         return 0;
     }
-    return (size_t)2 * (size_t)patch_len(p);
+    return ((size_t)2 * (size_t)patch_len(p) + 15u) & ~(size_t)15u;
+}
+
+size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p) {
+    return patch_bytes(p) + (size_t)2 * (size_t)p->output.c * sizeof(int32_t);
 }
 
 /* The receptive field of output pixel (oy, ox) for channel group g. */
@@ -87,48 +94,50 @@ static void gather_patch(const trt_conv2d_params *p, const int8_t *input_n,
     }
 }
 
-static int8_t finish(const trt_conv2d_params *p, int32_t c, int32_t acc) {
-    int32_t a = trt_requantize(acc + p->bias_folded[c], p->multiplier[c],
-                               p->shift[c]);
-    a += p->output_offset;
-    return (int8_t)trt_clamp(a, p->act_min, p->act_max);
-}
-
-/* Output channels [oc_begin, oc_end) of one or two pixels whose patches are
- * x0 and x1 (x1 NULL for one pixel). */
-static void pixels_times_filters(const trt_conv2d_params *p, const int8_t *x0,
+/* Accumulators of output channels [oc_begin, oc_end) for one or two pixels
+ * whose patches are x0 and x1 (x1 NULL for one pixel). */
+static void pixels_times_filters(const trt_ukernels *uk,
+                                 const trt_conv2d_params *p, const int8_t *x0,
                                  const int8_t *x1, int32_t oc_begin,
-                                 int32_t oc_end, int8_t *out0, int8_t *out1) {
+                                 int32_t oc_end, int32_t *acc0,
+                                 int32_t *acc1) {
     const int32_t k = patch_len(p);
-    const int8_t *weights = p->weights;
     int32_t oc = oc_begin;
     for (; oc + 4 <= oc_end; oc += 4) {
-        const int8_t *w0 = weights + (int64_t)oc * k;
+        const int8_t *w = p->weights + (int64_t)oc * k;
         int32_t acc[8];
         if (x1) {
-            trt_dot_2x4_s8(x0, x1, w0, w0 + k, w0 + 2 * k, w0 + 3 * k, k, acc);
+            uk->dot_2x4(x0, x1, w, k, k, acc);
             for (int32_t j = 0; j < 4; ++j) {
-                out0[oc + j] = finish(p, oc + j, acc[j]);
-                out1[oc + j] = finish(p, oc + j, acc[4 + j]);
+                acc0[oc + j] = acc[j];
+                acc1[oc + j] = acc[4 + j];
             }
         } else {
-            trt_dot_1x4_s8(x0, w0, w0 + k, w0 + 2 * k, w0 + 3 * k, k, acc);
+            uk->dot_1x4(x0, w, k, k, acc);
             for (int32_t j = 0; j < 4; ++j) {
-                out0[oc + j] = finish(p, oc + j, acc[j]);
+                acc0[oc + j] = acc[j];
             }
         }
     }
     for (; oc < oc_end; ++oc) {
-        const int8_t *w = weights + (int64_t)oc * k;
-        out0[oc] = finish(p, oc, trt_dot_s8(x0, w, k));
+        const int8_t *w = p->weights + (int64_t)oc * k;
+        int32_t a = 0, b = 0;
+        for (int32_t i = 0; i < k; ++i) {
+            a += (int32_t)x0[i] * (int32_t)w[i];
+            if (x1) {
+                b += (int32_t)x1[i] * (int32_t)w[i];
+            }
+        }
+        acc0[oc] = a;
         if (x1) {
-            out1[oc] = finish(p, oc, trt_dot_s8(x1, w, k));
+            acc1[oc] = b;
         }
     }
 }
 
 void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                    int8_t *output, void *scratch) {
+    const trt_ukernels *uk = trt_ukernels_active();
     const int32_t in_plane = p->input.h * p->input.w * p->input.c;
     const int32_t out_w = p->output.w, out_c = p->output.c;
     const int32_t pixels = p->output.h * out_w;
@@ -138,14 +147,15 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
     const int pointwise = is_pointwise(p);
     int8_t *patch0 = (int8_t *)scratch;
     int8_t *patch1 = patch0 + k;
+    int32_t *acc0 = (int32_t *)((uint8_t *)scratch + patch_bytes(p));
+    int32_t *acc1 = acc0 + out_c;
 
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
         int8_t *output_n = output + (int64_t)n * pixels * out_c;
-        for (int32_t g = 0; g < groups; ++g) {
-            const int32_t oc_begin = g * per_group, oc_end = oc_begin + per_group;
-            for (int32_t px = 0; px < pixels; px += 2) {
-                const int two = px + 1 < pixels;
+        for (int32_t px = 0; px < pixels; px += 2) {
+            const int two = px + 1 < pixels;
+            for (int32_t g = 0; g < groups; ++g) {
                 const int8_t *x0, *x1 = 0;
                 if (pointwise) {
                     x0 = input_n + (int64_t)px * k;
@@ -161,9 +171,16 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                         x1 = patch1;
                     }
                 }
-                int8_t *out0 = output_n + (int64_t)px * out_c;
-                pixels_times_filters(p, x0, x1, oc_begin, oc_end, out0,
-                                     two ? out0 + out_c : 0);
+                pixels_times_filters(uk, p, x0, x1, g * per_group,
+                                     (g + 1) * per_group, acc0, acc1);
+            }
+            int8_t *out0 = output_n + (int64_t)px * out_c;
+            uk->requantize(acc0, p->bias_folded, p->multiplier, p->shift, out_c,
+                           p->output_offset, p->act_min, p->act_max, out0);
+            if (two) {
+                uk->requantize(acc1, p->bias_folded, p->multiplier, p->shift,
+                               out_c, p->output_offset, p->act_min, p->act_max,
+                               out0 + out_c);
             }
         }
     }

@@ -7,7 +7,7 @@
  * (round half away from zero of acc * in_scale * w_scale / out_scale); the
  * fixed-point rescale of TFLite Micro is kept for models that must match it.
  */
-#include "trt_dot.h"
+#include "trt_ukernels.h"
 
 static int32_t rescale(const trt_fully_connected_params *p, int32_t n,
                        int32_t acc) {
@@ -24,6 +24,7 @@ static int32_t rescale(const trt_fully_connected_params *p, int32_t n,
 
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
                             const int8_t *input, int8_t *output) {
+    const trt_ukernels *uk = trt_ukernels_active();
     const int32_t k = p->in_features;
     const int32_t nout = p->out_features;
     for (int32_t b = 0; b < p->batches; ++b) {
@@ -33,13 +34,17 @@ void trt_fully_connected_s8(const trt_fully_connected_params *p,
         for (; n + 4 <= nout; n += 4) {
             const int8_t *w = p->weights + (int64_t)n * k;
             int32_t acc[4] = {0, 0, 0, 0};
-            trt_dot_1x4_s8(x, w, w + k, w + 2 * k, w + 3 * k, k, acc);
+            uk->dot_1x4(x, w, k, k, acc);
             for (int32_t i = 0; i < 4; ++i) {
                 y[n + i] = (int8_t)rescale(p, n + i, acc[i] + p->bias_folded[n + i]);
             }
         }
         for (; n < nout; ++n) {
-            const int32_t acc = trt_dot_s8(x, p->weights + (int64_t)n * k, k);
+            const int8_t *w = p->weights + (int64_t)n * k;
+            int32_t acc = 0;
+            for (int32_t i = 0; i < k; ++i) {
+                acc += (int32_t)x[i] * (int32_t)w[i];
+            }
             y[n] = (int8_t)rescale(p, n, acc + p->bias_folded[n]);
         }
     }

@@ -7,10 +7,20 @@ import pytest
 from conftest import INT8_MODELS, model_path, random_inputs, reference_interpreter, run_reference
 
 import runtime
+from runtime import isa
+
+
+@pytest.fixture(params=isa.available())
+def kernel_isa(request):
+    """Run the test under each instruction-set path this machine has."""
+    isa.select(request.param)
+    yield request.param
+    isa.select("best")
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)
-def test_bit_exact_against_builtin_ref(name):
+def test_bit_exact_against_builtin_ref(name, kernel_isa):
+    assert isa.active() == kernel_isa
     path = model_path(name)
     model = runtime.load(path, backend="c")
     ref = reference_interpreter(path)
@@ -33,7 +43,7 @@ def test_outputs_depend_on_inputs():
     assert len(outs) > 1
 
 
-def test_person_detect_matches_tflite_micro():
+def test_person_detect_matches_tflite_micro(kernel_isa):
     tflm = pytest.importorskip("tflite_micro")
     path = model_path("person_detect")
     model = runtime.load(path, backend="c")

@@ -328,6 +328,23 @@ void trt_dequantize_s8_f32(const trt_dequantize_params *p, const int8_t *input,
 void trt_dequantize_u8_f32(const trt_dequantize_params *p,
                            const uint8_t *input, float *output);
 
+/* ------------------------------------------------------ instruction sets --- */
+
+/* The convolution kernels run on one table of micro-kernels per instruction
+ * set; all give identical results.  The best one the CPU supports is used
+ * unless another is selected (tests and benchmarks do). */
+typedef enum {
+    TRT_ISA_PORTABLE = 0,
+    TRT_ISA_AVX2 = 2,
+    TRT_ISA_NEON = 3,
+    TRT_ISA_CORTEX_M_DSP = 4
+} trt_isa;
+
+int32_t trt_isa_best(void);
+/* Returns the ISA now in use: the requested one, or portable if unavailable. */
+int32_t trt_isa_select(int32_t isa);
+int32_t trt_isa_active(void);
+
 /* --------------------------------------------------------------- executor --- */
 
 typedef enum {

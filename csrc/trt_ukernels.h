@@ -1,0 +1,52 @@
+/*
+ * trt_ukernels.h - the micro-kernels under the convolution kernels, one
+ * table per instruction set (private).
+ *
+ * The operator kernels (conv2d_s8.c, depthwise_conv2d_s8.c) do the layout
+ * work once and spend their time in these few loops.  ukernels_portable.c is
+ * the C99 reference, always built and always the MCU path; ISA variants
+ * (ukernels_avx2.c, ...) must give bit-identical results, which the tests
+ * check by running every model under each table (trt_isa_select).
+ *
+ * Contract shared by all tables: multipliers are >= 0 (the planner's Q31
+ * values), shifts in [-31, 30]; integer sums are exact, so any summation
+ * order gives the same result.
+ */
+#ifndef TRT_UKERNELS_H
+#define TRT_UKERNELS_H
+
+#include "trt_fixedpoint.h"
+
+typedef struct {
+    int32_t isa; /* trt_isa */
+    /* acc[j] = x . w_j over k bytes, w_j = w + j * w_stride, j < 4 */
+    void (*dot_1x4)(const int8_t *x, const int8_t *w, int32_t w_stride,
+                    int32_t k, int32_t *acc);
+    /* acc[4 * r + j] = x_r . w_j, r < 2, j < 4 */
+    void (*dot_2x4)(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                    int32_t w_stride, int32_t k, int32_t *acc);
+    /* acc[c] += x[c] * w[c], c < n */
+    void (*mac_rows)(int32_t *acc, const int8_t *x, const int8_t *w,
+                     int32_t n);
+    /* out[c] = clamp(requantize(acc[c] + bias[c], mult[c], shift[c]) +
+     * out_offset, act_min, act_max), c < n; bias may be NULL */
+    void (*requantize)(const int32_t *acc, const int32_t *bias,
+                       const int32_t *mult, const int32_t *shift, int32_t n,
+                       int32_t out_offset, int32_t act_min, int32_t act_max,
+                       int8_t *out);
+} trt_ukernels;
+
+extern const trt_ukernels trt_ukernels_portable;
+
+/* The table selected by trt_isa_select() (the best available by default). */
+const trt_ukernels *trt_ukernels_active(void);
+
+/* One output value, the scalar definition every table must match. */
+TRT_INLINE int8_t trt_requantize_one(int32_t acc, int32_t mult, int32_t shift,
+                                     int32_t out_offset, int32_t act_min,
+                                     int32_t act_max) {
+    const int32_t a = trt_requantize(acc, mult, shift) + out_offset;
+    return (int8_t)trt_clamp(a, act_min, act_max);
+}
+
+#endif /* TRT_UKERNELS_H */

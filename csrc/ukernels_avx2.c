@@ -1,0 +1,213 @@
+/*
+ * x86-64 AVX2 micro-kernels (selected at run time when the CPU has AVX2).
+ *
+ * int8 values are sign-extended to int16 and multiplied pairwise with
+ * vpmaddwd, which sums two exact int16 products into int32 - exact, so the
+ * results equal the portable kernels'.  The requantisation is gemmlowp's
+ * arithmetic on eight lanes: 32x32->64 multiplies on even and odd lanes, and
+ * the rounding right shift by a per-lane amount with the mask/threshold
+ * formulation, which never overflows.
+ *
+ * Built with a per-function target attribute so the rest of the library
+ * stays baseline x86-64; compiled to nothing on other architectures.
+ */
+#include "trt_ukernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+
+#define TRT_AVX2 __attribute__((target("avx2")))
+
+TRT_AVX2 static inline __m256i load16(const int8_t *p) {
+    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+}
+
+TRT_AVX2 static inline __m128i load8(const int8_t *p) {
+    return _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* The four horizontal sums of a, b, c, d as one 128-bit vector. */
+TRT_AVX2 static inline __m128i hsum4(__m256i a, __m256i b, __m256i c,
+                                     __m256i d) {
+    const __m256i ab = _mm256_hadd_epi32(a, b);
+    const __m256i cd = _mm256_hadd_epi32(c, d);
+    const __m256i abcd = _mm256_hadd_epi32(ab, cd);
+    return _mm_add_epi32(_mm256_castsi256_si128(abcd),
+                         _mm256_extracti128_si256(abcd, 1));
+}
+
+TRT_AVX2 static void dot_1x4(const int8_t *x, const int8_t *w,
+                             int32_t w_stride, int32_t k, int32_t *acc) {
+    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride,
+                 *w3 = w + 3 * w_stride;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        const __m256i xv = load16(x + i);
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, load16(w0 + i)));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, load16(w1 + i)));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, load16(w2 + i)));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, load16(w3 + i)));
+    }
+    __m128i s = hsum4(a0, a1, a2, a3);
+    if (i + 8 <= k) {
+        const __m128i xv = load8(x + i);
+        const __m128i p0 = _mm_madd_epi16(xv, load8(w0 + i));
+        const __m128i p1 = _mm_madd_epi16(xv, load8(w1 + i));
+        const __m128i p2 = _mm_madd_epi16(xv, load8(w2 + i));
+        const __m128i p3 = _mm_madd_epi16(xv, load8(w3 + i));
+        s = _mm_add_epi32(s, _mm_hadd_epi32(_mm_hadd_epi32(p0, p1),
+                                            _mm_hadd_epi32(p2, p3)));
+        i += 8;
+    }
+    int32_t r[4];
+    _mm_storeu_si128((__m128i *)r, s);
+    for (; i < k; ++i) {
+        const int32_t xv = x[i];
+        r[0] += xv * w0[i];
+        r[1] += xv * w1[i];
+        r[2] += xv * w2[i];
+        r[3] += xv * w3[i];
+    }
+    acc[0] = r[0];
+    acc[1] = r[1];
+    acc[2] = r[2];
+    acc[3] = r[3];
+}
+
+TRT_AVX2 static void dot_2x4(const int8_t *x0, const int8_t *x1,
+                             const int8_t *w, int32_t w_stride, int32_t k,
+                             int32_t *acc) {
+    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride,
+                 *w3 = w + 3 * w_stride;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int32_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        const __m256i u = load16(x0 + i);
+        const __m256i v = load16(x1 + i);
+        __m256i wv = load16(w0 + i);
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(u, wv));
+        b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(v, wv));
+        wv = load16(w1 + i);
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(u, wv));
+        b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(v, wv));
+        wv = load16(w2 + i);
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(u, wv));
+        b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(v, wv));
+        wv = load16(w3 + i);
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(u, wv));
+        b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(v, wv));
+    }
+    __m128i sa = hsum4(a0, a1, a2, a3);
+    __m128i sb = hsum4(b0, b1, b2, b3);
+    if (i + 8 <= k) {
+        const __m128i u = load8(x0 + i), v = load8(x1 + i);
+        const __m128i q0 = load8(w0 + i), q1 = load8(w1 + i);
+        const __m128i q2 = load8(w2 + i), q3 = load8(w3 + i);
+        sa = _mm_add_epi32(
+            sa, _mm_hadd_epi32(_mm_hadd_epi32(_mm_madd_epi16(u, q0), _mm_madd_epi16(u, q1)),
+                               _mm_hadd_epi32(_mm_madd_epi16(u, q2), _mm_madd_epi16(u, q3))));
+        sb = _mm_add_epi32(
+            sb, _mm_hadd_epi32(_mm_hadd_epi32(_mm_madd_epi16(v, q0), _mm_madd_epi16(v, q1)),
+                               _mm_hadd_epi32(_mm_madd_epi16(v, q2), _mm_madd_epi16(v, q3))));
+        i += 8;
+    }
+    int32_t r[8];
+    _mm_storeu_si128((__m128i *)r, sa);
+    _mm_storeu_si128((__m128i *)(r + 4), sb);
+    for (; i < k; ++i) {
+        const int32_t u = x0[i], v = x1[i];
+        r[0] += u * w0[i];
+        r[1] += u * w1[i];
+        r[2] += u * w2[i];
+        r[3] += u * w3[i];
+        r[4] += v * w0[i];
+        r[5] += v * w1[i];
+        r[6] += v * w2[i];
+        r[7] += v * w3[i];
+    }
+    for (int32_t j = 0; j < 8; ++j) {
+        acc[j] = r[j];
+    }
+}
+
+TRT_AVX2 static void mac_rows(int32_t *acc, const int8_t *x, const int8_t *w,
+                              int32_t n) {
+    int32_t c = 0;
+    for (; c + 16 <= n; c += 16) {
+        /* |x * w| <= 2^14: the int16 product is exact */
+        const __m256i prod = _mm256_mullo_epi16(load16(x + c), load16(w + c));
+        const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod));
+        const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1));
+        __m256i *a = (__m256i *)(acc + c);
+        _mm256_storeu_si256(a, _mm256_add_epi32(_mm256_loadu_si256(a), lo));
+        _mm256_storeu_si256(a + 1, _mm256_add_epi32(_mm256_loadu_si256(a + 1), hi));
+    }
+    for (; c < n; ++c) {
+        acc[c] += (int32_t)x[c] * (int32_t)w[c];
+    }
+}
+
+/* gemmlowp MultiplyByQuantizedMultiplier on eight lanes. */
+TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult,
+                                           __m256i shift) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i left = _mm256_max_epi32(shift, zero);
+    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    v = _mm256_sllv_epi32(v, left);
+    /* high half of 2 * v * mult, rounded: (v * mult + 2^30) >> 31; the
+     * logical 64-bit shift leaves the same low 32 bits as an arithmetic one */
+    const __m256i round = _mm256_set1_epi64x(1LL << 30);
+    const __m256i even = _mm256_srli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(v, mult), round), 31);
+    const __m256i odd = _mm256_srli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32),
+                                          _mm256_srli_epi64(mult, 32)),
+                         round),
+        31);
+    const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    /* rounding divide by 2^right, halves away from zero */
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    const __m256i rem = _mm256_and_si256(high, mask);
+    const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1),
+                                               _mm256_cmpgt_epi32(zero, high));
+    return _mm256_sub_epi32(_mm256_srav_epi32(high, right),
+                            _mm256_cmpgt_epi32(rem, threshold));
+}
+
+TRT_AVX2 static void requantize(const int32_t *acc, const int32_t *bias,
+                                const int32_t *mult, const int32_t *shift,
+                                int32_t n, int32_t out_offset, int32_t act_min,
+                                int32_t act_max, int8_t *out) {
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    int32_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(acc + c));
+        if (bias) {
+            v = _mm256_add_epi32(v, _mm256_loadu_si256((const __m256i *)(bias + c)));
+        }
+        v = requantize8(v, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                        _mm256_loadu_si256((const __m256i *)(shift + c)));
+        v = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, offset), lo), hi);
+        /* eight int32 in [-128, 127] -> eight bytes */
+        const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(v),
+                                            _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(out + c), _mm_packs_epi16(v16, v16));
+    }
+    for (; c < n; ++c) {
+        const int32_t a = acc[c] + (bias ? bias[c] : 0);
+        out[c] = trt_requantize_one(a, mult[c], shift[c], out_offset, act_min,
+                                    act_max);
+    }
+}
+
+const trt_ukernels trt_ukernels_avx2 = {
+    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize,
+};
+
+#endif

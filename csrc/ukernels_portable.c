@@ -1,0 +1,75 @@
+/*
+ * Portable C99 micro-kernels: the reference every ISA table is tested
+ * against, and the path microcontrollers run.  Loops are written over one
+ * contiguous dimension with independent accumulators so that a compiler can
+ * vectorise them where it is able to.
+ */
+#include "trt_ukernels.h"
+
+static void dot_1x4(const int8_t *x, const int8_t *w, int32_t w_stride,
+                    int32_t k, int32_t *acc) {
+    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride,
+                 *w3 = w + 3 * w_stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int32_t i = 0; i < k; ++i) {
+        const int32_t xv = x[i];
+        a0 += xv * w0[i];
+        a1 += xv * w1[i];
+        a2 += xv * w2[i];
+        a3 += xv * w3[i];
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+static void dot_2x4(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                    int32_t w_stride, int32_t k, int32_t *acc) {
+    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride,
+                 *w3 = w + 3 * w_stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    for (int32_t i = 0; i < k; ++i) {
+        const int32_t u = x0[i], v = x1[i];
+        const int32_t p = w0[i], q = w1[i], r = w2[i], s = w3[i];
+        a0 += u * p;
+        a1 += u * q;
+        a2 += u * r;
+        a3 += u * s;
+        b0 += v * p;
+        b1 += v * q;
+        b2 += v * r;
+        b3 += v * s;
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = b0;
+    acc[5] = b1;
+    acc[6] = b2;
+    acc[7] = b3;
+}
+
+static void mac_rows(int32_t *acc, const int8_t *x, const int8_t *w,
+                     int32_t n) {
+    for (int32_t c = 0; c < n; ++c) {
+        acc[c] += (int32_t)x[c] * (int32_t)w[c];
+    }
+}
+
+static void requantize(const int32_t *acc, const int32_t *bias,
+                       const int32_t *mult, const int32_t *shift, int32_t n,
+                       int32_t out_offset, int32_t act_min, int32_t act_max,
+                       int8_t *out) {
+    for (int32_t c = 0; c < n; ++c) {
+        const int32_t a = acc[c] + (bias ? bias[c] : 0);
+        out[c] = trt_requantize_one(a, mult[c], shift[c], out_offset, act_min,
+                                    act_max);
+    }
+}
+
+const trt_ukernels trt_ukernels_portable = {
+    TRT_ISA_PORTABLE, dot_1x4, dot_2x4, mac_rows, requantize,
+};

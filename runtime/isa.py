@@ -1,0 +1,42 @@
+"""Which instruction-set path the C kernels use (all give identical results).
+
+The best path the CPU supports is chosen automatically; tests and benchmarks
+select others to compare them.
+"""
+
+from __future__ import annotations
+
+from ._native import lib
+
+NAMES = {
+    "portable": lib.TRT_ISA_PORTABLE,
+    "avx2": lib.TRT_ISA_AVX2,
+    "neon": lib.TRT_ISA_NEON,
+    "cortex-m-dsp": lib.TRT_ISA_CORTEX_M_DSP,
+}
+_BY_CODE = {code: name for name, code in NAMES.items()}
+
+
+def best() -> str:
+    return _BY_CODE[lib.trt_isa_best()]
+
+
+def active() -> str:
+    return _BY_CODE[lib.trt_isa_active()]
+
+
+def available() -> list[str]:
+    """The paths this CPU and build can run, portable first."""
+    out = ["portable"]
+    if best() != "portable":
+        out.append(best())
+    return out
+
+
+def select(name: str) -> str:
+    """Use the named path ("best" for the default); returns the one in use."""
+    if name == "best":
+        name = best()
+    if name not in NAMES:
+        raise ValueError(f"unknown instruction set {name!r}; choose from {sorted(NAMES)} or 'best'")
+    return _BY_CODE[lib.trt_isa_select(NAMES[name])]
