@@ -404,6 +404,106 @@ typedef enum {
 int32_t trt_run_plan(const trt_plan *plan, uint8_t *arena,
                      int32_t *failed_step);
 
+/* --------------------------------------------------- serial framing (MCU) --- */
+
+/* The framing of tinyrt's serial protocol, for the microcontroller end of
+ * the cable (docs/serial-protocol.md has every byte):
+ *
+ *     wire  = 0x00  COBS(frame)  0x00
+ *     frame = type:u8  seq:u16le  payload  crc32:u32le   (CRC over type..payload)
+ *
+ * serial_frame.c is portable C99: no allocation, nothing from libc but
+ * memcpy/memset; every buffer belongs to the caller. */
+
+typedef enum {
+    TRT_MSG_HELLO = 1,           /* requests: bit 7 clear                     */
+    TRT_MSG_INFER = 2,
+    TRT_MSG_PING = 3,
+    TRT_MSG_SAMPLES = 4,
+    TRT_MSG_ERROR = 128,         /* replies: bit 7 set; never answered        */
+    TRT_MSG_INFO = 129,
+    TRT_MSG_RESULT = 130,
+    TRT_MSG_PONG = 131,
+    TRT_MSG_STREAM_RESULT = 132
+} trt_msg_type;
+
+/* The code byte of an ERROR message. 1..3 are frame-level (decoder) errors. */
+typedef enum {
+    TRT_SERIAL_OK = 0,
+    TRT_SERIAL_ERR_BAD_CRC = 1,
+    TRT_SERIAL_ERR_TRUNCATED = 2,
+    TRT_SERIAL_ERR_TOO_LONG = 3,
+    TRT_SERIAL_ERR_UNKNOWN_TYPE = 4,
+    TRT_SERIAL_ERR_BAD_SIZE = 5,
+    TRT_SERIAL_ERR_BAD_STATE = 6,
+    TRT_SERIAL_ERR_BAD_VERSION = 7,
+    TRT_SERIAL_ERR_INFER_FAILED = 8
+} trt_serial_error;
+
+typedef enum {
+    TRT_FRAME_HEADER_SIZE = 3,   /* type, seq                                 */
+    TRT_FRAME_OVERHEAD = 7,      /* header + CRC, in decoded bytes            */
+    TRT_FRAME_NO_SEQ = 65535     /* "no sequence number"                      */
+} trt_frame_constants;
+
+typedef enum {
+    TRT_FRAME_NONE = 0,          /* every byte consumed, no frame ended       */
+    TRT_FRAME_READY = 1,         /* a valid frame: type, seq, payload         */
+    TRT_FRAME_ERROR = 2          /* a bad frame: error, seq (unverified)      */
+} trt_frame_event;
+
+/* Receiver state.  Initialise with trt_frame_decoder_init(); the fields
+ * below `event results` are valid after push() returns an event, until the
+ * next call. */
+typedef struct {
+    uint8_t *buf;                /* caller's buffer, cap bytes                */
+    size_t cap;                  /* longest decoded frame accepted            */
+    size_t len;                  /* decoded bytes of the current frame        */
+    uint8_t block_code;          /* COBS code of the current block, 0: none   */
+    uint8_t block_left;          /* data bytes still due in that block        */
+    uint8_t in_frame;            /* a non-zero byte arrived since the 0x00    */
+    uint8_t overflow;            /* frame longer than cap: dropping its bytes */
+    /* event results */
+    uint8_t type;
+    uint16_t seq;                /* TRT_FRAME_NO_SEQ when unknown             */
+    int32_t error;               /* trt_serial_error                          */
+    const uint8_t *payload;      /* inside buf                                */
+    size_t payload_len;
+} trt_frame_decoder;
+
+/* CRC-32/ISO-HDLC (zlib's crc32): start with crc = 0; chain by passing the
+ * previous result. */
+uint32_t trt_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+/* Wire bytes of a frame with this payload, both delimiters included: the
+ * out_cap that trt_frame_encode() needs. */
+size_t trt_frame_encoded_size(size_t payload_len);
+
+/* Writes one frame whose payload is a[0..a_len) followed by b[0..b_len)
+ * (either may be NULL when its length is 0; two parts let a RESULT send its
+ * timing word and the output tensor without copying them together).
+ * Returns the bytes written, or 0 when out_cap is too small. */
+size_t trt_frame_encode(uint8_t type, uint16_t seq, const uint8_t *a,
+                        size_t a_len, const uint8_t *b, size_t b_len,
+                        uint8_t *out, size_t out_cap);
+
+/* buf holds one decoded frame (type..CRC): cap = TRT_FRAME_OVERHEAD + the
+ * longest payload to accept. */
+void trt_frame_decoder_init(trt_frame_decoder *d, uint8_t *buf, size_t cap);
+
+/* Feeds received bytes.  Stops after the first frame that ends (returning
+ * TRT_FRAME_READY or TRT_FRAME_ERROR) or when all bytes are used
+ * (TRT_FRAME_NONE); *consumed says how many bytes were used, so call it
+ * again with the rest.  Garbage, oversize and cut-short frames each end in
+ * exactly one TRT_FRAME_ERROR and never disturb the next frame. */
+int32_t trt_frame_decoder_push(trt_frame_decoder *d, const uint8_t *data,
+                               size_t len, size_t *consumed);
+
+/* Drops a half-received frame, e.g. after an inter-byte timeout of the
+ * caller's choosing.  Returns TRT_FRAME_ERROR (error TRUNCATED, seq set) if
+ * there was one, else TRT_FRAME_NONE. */
+int32_t trt_frame_decoder_abandon(trt_frame_decoder *d);
+
 #ifdef __cplusplus
 }
 #endif
