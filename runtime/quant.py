@@ -46,6 +46,23 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier over an array of float64 values (same results, vectorised)."""
+    reals = np.asarray(reals, dtype=np.float64)
+    mantissa, shift = np.frexp(reals)
+    scaled = mantissa * float(1 << 31)  # exact: a power-of-two scaling
+    q = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int64)
+    carry = q == (1 << 31)
+    q = np.where(carry, q // 2, q)
+    shift = np.where(carry, shift + 1, shift).astype(np.int64)
+    tiny = shift < -31
+    q = np.where(tiny | (reals == 0.0), 0, q)
+    shift = np.where(tiny | (reals == 0.0), 0, shift)
+    if np.any(q > 0x7FFFFFFF) or np.any(q < -0x80000000):
+        raise UnsupportedModelError("a quantization multiplier does not fit in Q31")
+    return q.astype(np.int32), shift.astype(np.int32)
+
+
 def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
     """TFLite QuantizeMultiplierSmallerThanOneExp (returns a shift <= 0)."""
     if not 0.0 < real < 1.0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._native import lib
-from ..quant import activation_range, f32, quantize_multiplier
+from ..quant import activation_range, f32, quantize_multipliers
 from .common import FLOAT32, INT8, INT32, OpContext, Step, padding_same_or_valid, set_dims
 
 
@@ -15,15 +15,12 @@ def per_channel_multipliers(
     """TFLite PopulateConvolutionQuantizationParams: double(in) * double(w) / double(out)."""
     if filter_scales.size not in (1, channels):
         raise ctx.unsupported(f"weights have {filter_scales.size} scales for {channels} output channels")
-    scales = np.broadcast_to(filter_scales.astype(FLOAT32), (channels,))
-    mult = np.empty(channels, dtype=INT32)
-    shift = np.empty(channels, dtype=INT32)
+    scales = np.broadcast_to(filter_scales.astype(FLOAT32), (channels,)).astype(np.float64)
     in_s, out_s = f32(input_scale), f32(output_scale)
     if out_s <= 0:
         raise ctx.unsupported(f"output scale {out_s} must be positive")
-    for c in range(channels):
-        mult[c], shift[c] = quantize_multiplier(in_s * float(scales[c]) / out_s)
-    return mult, shift
+    # Same operation order as TFLite, element-wise in float64.
+    return quantize_multipliers(in_s * scales / out_s)
 
 
 def _weights_and_bias(ctx: OpContext, channels: int, channel_axis: int) -> tuple[np.ndarray, np.ndarray | None]:
