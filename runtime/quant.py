@@ -23,11 +23,14 @@ def f32(x: float) -> float:
 
 
 def round_half_away(x: float) -> int:
-    """C's round(): halves go away from zero.  Exact for |x| < 2**52."""
-    r = math.floor(abs(x) + 0.5)
-    # abs(x) + 0.5 can round up in binary only when abs(x) >= 2**52, where
-    # every double is already an integer.
-    return int(math.copysign(r, x)) if r else 0
+    """C's round(): halves go away from zero, exactly (x - trunc(x) is exact)."""
+    t = math.trunc(x)
+    frac = x - t
+    if frac >= 0.5:
+        return t + 1
+    if frac <= -0.5:
+        return t - 1
+    return t
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
