@@ -91,8 +91,11 @@ int8_t trt_leaky_relu_s8_scalar(const trt_leaky_relu_params *p, int8_t x) {
         /* TFLite requantizes with |multiplier| and restores the sign after,
          * so that a negative alpha rounds like its mirror image. */
         const int32_t negative = p->alpha_multiplier < 0;
+        /* Negated in unsigned arithmetic: INT32_MIN stays INT32_MIN, as the
+         * two's-complement wrap TFLite relies on. */
         const int32_t magnitude =
-            negative ? -p->alpha_multiplier : p->alpha_multiplier;
+            negative ? (int32_t)(0U - (uint32_t)p->alpha_multiplier)
+                     : p->alpha_multiplier;
         const int32_t scaled =
             trt_requantize(centred, magnitude, p->alpha_shift);
         y += negative ? -scaled : scaled;

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from .activations import build_hard_swish, build_leaky_relu, build_logistic, build_relu, build_tanh
 from .binary import build_add, build_mul
 from .common import Alias, Builder, OpContext, Step
 from .conv import build_conv2d, build_depthwise_conv2d
 from .convert import build_dequantize, build_quantize
 from .fully_connected import build_fully_connected
 from .pooling import build_avg_pool, build_max_pool
+from .reduce import build_mean
 from .shape import build_concatenation, build_pad, build_reshape
 from .softmax import build_softmax
 
@@ -28,6 +30,15 @@ BUILDERS: dict[str, Builder] = {
     "CONCATENATION": build_concatenation,
     "QUANTIZE": build_quantize,
     "DEQUANTIZE": build_dequantize,
+    "LOGISTIC": build_logistic,
+    "TANH": build_tanh,
+    "RELU": build_relu,
+    "RELU6": build_relu,
+    "RELU_N1_TO_1": build_relu,
+    "RELU_0_TO_1": build_relu,
+    "LEAKY_RELU": build_leaky_relu,
+    "HARD_SWISH": build_hard_swish,
+    "MEAN": build_mean,
 }
 
 __all__ = ["BUILDERS", "Alias", "OpContext", "Step"]
