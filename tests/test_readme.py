@@ -1,0 +1,51 @@
+"""The README's commands and example work (run from the repository root)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _bash_blocks() -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_has_install_and_test_commands():
+    blocks = _bash_blocks()
+    assert any("pip install -e ." in b and "python -m runtime.run tests/models/" in b for b in blocks)
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    assert test_cmd in ci, ".ci/run must call exactly the README's test command"
+
+
+def test_readme_run_command_works():
+    # The part after the install: the model it names ships in the repository.
+    block = next(b for b in _bash_blocks() if "python -m runtime.run" in b)
+    cmd = block.strip().split("&&")[-1].strip()
+    assert cmd.startswith("python -m runtime.run ")
+    args = cmd.split()[3:]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-m", "runtime.run", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert "top-5" in out.stdout and "median" in out.stdout
+
+
+def test_readme_python_example_runs():
+    block = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert namespace["scores"].dtype.name == "int8" and namespace["scores"].shape == (1, 12)
+    assert namespace["probs"].dtype.name == "float32"
