@@ -44,6 +44,10 @@ class Case:
     # Graph input position -> (low, high) for float inputs; 8-bit inputs
     # are drawn over their whole range.
     input_ranges: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # Graph input position -> the scale a float input is quantized with:
+    # a quarter of its values are put on exact half steps of that scale,
+    # where QUANTIZE's rounding of ties shows.
+    tie_scales: dict[int, float] = field(default_factory=dict)
 
     def random_inputs(self, rng: np.random.Generator) -> list[np.ndarray]:
         arrays = []
@@ -56,6 +60,10 @@ class Case:
             else:
                 lo, hi = self.input_ranges.get(pos, (-4.0, 4.0))
                 x = rng.uniform(lo, hi, size=t.shape).astype(np.float32)
+                if pos in self.tie_scales:
+                    scale = np.float32(self.tie_scales[pos])
+                    halves = rng.integers(-140, 140, size=t.shape).astype(np.float32) + np.float32(0.5)
+                    x = np.where(rng.random(t.shape) < 0.25, halves * scale, x).astype(np.float32)
                 arrays.append(x)
         return arrays
 
@@ -70,6 +78,7 @@ class GraphBuilder:
         self.outputs: list[int] = []
         self.features: set[str] = set()
         self.input_ranges: dict[int, tuple[float, float]] = {}
+        self.tie_scales: dict[int, float] = {}
 
     def tensor(
         self,
@@ -230,7 +239,7 @@ def add_conv2d(gb: GraphBuilder, rng: np.random.Generator, x: int, variant: int,
     dilation = (1, 1)
     if kw.get("dilation", variant % 3 == 2):
         dilation = (int(rng.integers(1, 4)), int(rng.integers(2, 4)))
-    padding = kw.get("padding", variant % 2)
+    padding = kw.get("padding", (variant // 4) % 2)
     if padding == VALID and ((kh - 1) * dilation[0] + 1 > h or (kw_ - 1) * dilation[1] + 1 > w):
         padding = SAME
     per_channel = kw.get("per_channel", variant % 7 != 3)
@@ -346,7 +355,7 @@ def add_fully_connected(gb: GraphBuilder, rng: np.random.Generator, x: int, vari
     rows = int(np.prod(shape)) // k
     out_shape = tuple(shape[:-1]) + (n_out,) if keep_num_dims else (rows, n_out)
     y = gb.tensor(out_shape, "int8", out_s, out_zp)
-    act = pick_activation(gb, variant, "FULLY_CONNECTED")
+    act = pick_activation(gb, variant + variant // 4, "FULLY_CONNECTED")
     gb.op(
         "FULLY_CONNECTED",
         [x, wt, bias],
@@ -726,7 +735,8 @@ def single_op_case(opcode: str, seed: int) -> Case:
         lo, hi = (-128, 127) if gb.tensors[y].dtype == np.int8 else (0, 255)
         # A little beyond the representable range, to reach the clamps.
         gb.input_ranges[0] = (qs * (lo - qz - 8), qs * (hi - qz + 8))
-    return Case(name=f"{opcode}#{seed}", graph=gb.graph(), features=gb.features, input_ranges=gb.input_ranges)
+        gb.tie_scales[0] = qs
+    return Case(f"{opcode}#{seed}", gb.graph(), gb.features, gb.input_ranges, gb.tie_scales)
 
 
 # --------------------------------------------------------------- op chains
@@ -799,6 +809,7 @@ def chain_case(seed: int) -> Case:
         q = gb.tensor(gb.shape(x), "int8", s, zp)
         gb.op("QUANTIZE", [x], [q])
         gb.input_ranges[0] = (-s * 150, s * 150)
+        gb.tie_scales[0] = s
         h = add_conv2d(gb, rng, q, seed, groups=False)
         h = add_pool(gb, rng, h, seed, opcode=str(rng.choice(["AVERAGE_POOL_2D", "MAX_POOL_2D"])))
         h = add_reshape(gb, rng, h, 0, shape=(1, int(np.prod(gb.shape(h)))))
@@ -837,4 +848,4 @@ def chain_case(seed: int) -> Case:
         out = add_dequantize(gb, rng, h, 0) if seed % 3 == 0 else h
         gb.feature("chain:random")
     gb.outputs.append(out)
-    return Case(name=f"chain#{seed}", graph=gb.graph(), features=gb.features, input_ranges=gb.input_ranges)
+    return Case(f"chain#{seed}", gb.graph(), gb.features, gb.input_ranges, gb.tie_scales)

@@ -80,12 +80,15 @@ def _byte_vector(b: flatbuffers.Builder, data: bytes) -> int:
 
 
 def _options(b: flatbuffers.Builder, op: Operator) -> tuple[int, int]:
-    """(BuiltinOptions type, table offset), or (0, 0) for an op without options."""
+    """(BuiltinOptions type, table offset), or (0, 0) when the op has no options.
+
+    An empty options dict writes no table at all (what a parsed file without
+    one reads back as), so a round trip is exact."""
+    if not op.options:
+        return 0, 0
     table = OPTIONS_TABLE.get(op.opcode)
     if table is None:
-        if op.options:
-            raise ValueError(f"{op.opcode} takes no options, got {sorted(op.options)}")
-        return 0, 0
+        raise ValueError(f"{op.opcode} takes no options, got {sorted(op.options)}")
     # Vectors must be complete before the table starts.
     vectors: dict[str, int] = {}
     for key, value in op.options.items():
