@@ -5,18 +5,28 @@
  * taps of w * (x - zp_in) + bias, per-channel fixed-point rescale, output
  * zero point, activation clamp.
  *
- * Implementation: each output pixel's receptive field is gathered into a
- * contiguous patch (im2col, one or two pixels at a time, in the scratch
- * buffer), with taps outside the image filled with the input zero point.
- * A filled tap contributes w * (zp - zp) = 0, exactly like a skipped one,
- * so every pixel can use the same folded bias, bias + (-zp) * sum(w),
- * precomputed by the planner; the inner loop is then a plain int8 dot
- * product of the patch with each filter.  Pointwise convolutions need no
- * patch: a pixel's channels are already contiguous.
+ * The zero-point term is folded at plan time: bias_folded = bias + (-zp_in)
+ * * sum(w).  That is exact for every pixel if taps outside the image are
+ * read as the input zero point (w * (zp - zp) = 0 there, as for a skipped
+ * tap), so the inner loop is a plain int8 dot product.  Two strategies:
+ *
+ *  - im2col (p->im2col = 1): each output pixel's receptive field is gathered
+ *    into a contiguous patch in the scratch buffer, zero-point filled, and
+ *    dotted with each filter, two pixels by four filters at a time.
+ *    Pointwise convolutions need no patch: a pixel's channels already are
+ *    one.
+ *  - direct (p->im2col = 0): no scratch; each filter row's in-image taps
+ *    are dotted straight from the input, and the out-of-image taps add
+ *    zp * (their weight sum).  The planner uses it where the patch buffer
+ *    would raise the peak of the arena.
+ *
+ * Accumulators live on the stack in chunks of TRT_CONV_CHUNK channels.
  */
 #include <string.h>
 
 #include "trt_ukernels.h"
+
+enum { TRT_CONV_CHUNK = 32 };
 
 static int32_t groups_of(const trt_conv2d_params *p) {
     return p->input.c / p->filter.c;
@@ -33,18 +43,11 @@ static int32_t patch_len(const trt_conv2d_params *p) {
     return p->filter.h * p->filter.w * p->filter.c;
 }
 
-/* Scratch layout: [patch 0][patch 1] (K bytes each, none for pointwise),
- * rounded up to 16 bytes, then [accumulators 0][accumulators 1] (C_out
- * int32 each). */
-static size_t patch_bytes(const trt_conv2d_params *p) {
-    if (is_pointwise(p)) {
+size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p) {
+    if (!p->im2col || is_pointwise(p)) {
         return 0;
     }
-    return ((size_t)2 * (size_t)patch_len(p) + 15u) & ~(size_t)15u;
-}
-
-size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p) {
-    return patch_bytes(p) + (size_t)2 * (size_t)p->output.c * sizeof(int32_t);
+    return (size_t)2 * (size_t)patch_len(p);
 }
 
 /* The receptive field of output pixel (oy, ox) for channel group g. */
@@ -66,14 +69,8 @@ static void gather_patch(const trt_conv2d_params *p, const int8_t *input_n,
         const int8_t *row = input_n + (int64_t)iy * in_w * in_c;
         if (contiguous) {
             /* Taps [kx_lo, kx_hi) are inside the image and adjacent. */
-            const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-            int32_t kx_hi = in_w - ix0;
-            if (kx_hi > p->filter.w) {
-                kx_hi = p->filter.w;
-            }
-            if (kx_hi < kx_lo) {
-                kx_hi = kx_lo;
-            }
+            const int32_t kx_lo = TRT_MIN(ix0 < 0 ? -ix0 : 0, p->filter.w);
+            const int32_t kx_hi = TRT_MAX(kx_lo, TRT_MIN(p->filter.w, in_w - ix0));
             memset(dst, pad, (size_t)(kx_lo * fc));
             memcpy(dst + kx_lo * fc, row + (int64_t)(ix0 + kx_lo) * in_c,
                    (size_t)((kx_hi - kx_lo) * fc));
@@ -94,43 +91,163 @@ static void gather_patch(const trt_conv2d_params *p, const int8_t *input_n,
     }
 }
 
-/* Accumulators of output channels [oc_begin, oc_end) for one or two pixels
- * whose patches are x0 and x1 (x1 NULL for one pixel). */
-static void pixels_times_filters(const trt_ukernels *uk,
-                                 const trt_conv2d_params *p, const int8_t *x0,
-                                 const int8_t *x1, int32_t oc_begin,
-                                 int32_t oc_end, int32_t *acc0,
-                                 int32_t *acc1) {
-    const int32_t k = patch_len(p);
-    int32_t oc = oc_begin;
-    for (; oc + 4 <= oc_end; oc += 4) {
-        const int8_t *w = p->weights + (int64_t)oc * k;
-        int32_t acc[8];
+/* acc[oc - oc0] (+)= x_r . w_oc for oc in [oc0, oc1), one or two rows of
+ * length len, weight rows w_base + oc * w_stride. */
+static void dot_rows(const trt_ukernels *uk, const int8_t *x0,
+                     const int8_t *x1, const int8_t *w_base, int32_t w_stride,
+                     int32_t len, int32_t oc0, int32_t oc1, int32_t *acc0,
+                     int32_t *acc1, int accumulate) {
+    int32_t oc = oc0;
+    for (; oc + 4 <= oc1; oc += 4) {
+        const int8_t *w = w_base + (int64_t)oc * w_stride;
+        int32_t r[8];
         if (x1) {
-            uk->dot_2x4(x0, x1, w, k, k, acc);
-            for (int32_t j = 0; j < 4; ++j) {
-                acc0[oc + j] = acc[j];
-                acc1[oc + j] = acc[4 + j];
-            }
+            uk->dot_2x4(x0, x1, w, w_stride, len, r);
         } else {
-            uk->dot_1x4(x0, w, k, k, acc);
-            for (int32_t j = 0; j < 4; ++j) {
-                acc0[oc + j] = acc[j];
+            uk->dot_1x4(x0, w, w_stride, len, r);
+        }
+        for (int32_t j = 0; j < 4; ++j) {
+            acc0[oc - oc0 + j] = (accumulate ? acc0[oc - oc0 + j] : 0) + r[j];
+            if (x1) {
+                acc1[oc - oc0 + j] = (accumulate ? acc1[oc - oc0 + j] : 0) + r[4 + j];
             }
         }
     }
-    for (; oc < oc_end; ++oc) {
-        const int8_t *w = p->weights + (int64_t)oc * k;
+    for (; oc < oc1; ++oc) {
+        const int8_t *w = w_base + (int64_t)oc * w_stride;
         int32_t a = 0, b = 0;
-        for (int32_t i = 0; i < k; ++i) {
+        for (int32_t i = 0; i < len; ++i) {
             a += (int32_t)x0[i] * (int32_t)w[i];
             if (x1) {
                 b += (int32_t)x1[i] * (int32_t)w[i];
             }
         }
-        acc0[oc] = a;
+        acc0[oc - oc0] = (accumulate ? acc0[oc - oc0] : 0) + a;
         if (x1) {
-            acc1[oc] = b;
+            acc1[oc - oc0] = (accumulate ? acc1[oc - oc0] : 0) + b;
+        }
+    }
+}
+
+static void run_im2col(const trt_ukernels *uk, const trt_conv2d_params *p,
+                       const int8_t *input_n, int8_t *output_n,
+                       int8_t *scratch) {
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t pixels = p->output.h * out_w;
+    const int32_t per_group = out_c / groups_of(p);
+    const int32_t k = patch_len(p);
+    const int pointwise = is_pointwise(p);
+    int32_t acc0[TRT_CONV_CHUNK], acc1[TRT_CONV_CHUNK];
+    for (int32_t px = 0; px < pixels; px += 2) {
+        const int two = px + 1 < pixels;
+        int8_t *out0 = output_n + (int64_t)px * out_c;
+        for (int32_t g = 0; g < groups_of(p); ++g) {
+            const int8_t *x0, *x1 = 0;
+            if (pointwise) {
+                x0 = input_n + (int64_t)px * k;
+                x1 = two ? x0 + k : 0;
+            } else {
+                gather_patch(p, input_n, px / out_w, px % out_w, g, scratch);
+                x0 = scratch;
+                if (two) {
+                    gather_patch(p, input_n, (px + 1) / out_w, (px + 1) % out_w,
+                                 g, scratch + k);
+                    x1 = scratch + k;
+                }
+            }
+            for (int32_t oc = g * per_group; oc < (g + 1) * per_group;
+                 oc += TRT_CONV_CHUNK) {
+                const int32_t n = TRT_MIN(TRT_CONV_CHUNK, (g + 1) * per_group - oc);
+                dot_rows(uk, x0, x1, p->weights, k, k, oc, oc + n, acc0, acc1, 0);
+                uk->requantize(acc0, p->bias_folded + oc, p->multiplier + oc,
+                               p->shift + oc, n, p->output_offset, p->act_min,
+                               p->act_max, out0 + oc);
+                if (two) {
+                    uk->requantize(acc1, p->bias_folded + oc, p->multiplier + oc,
+                                   p->shift + oc, n, p->output_offset,
+                                   p->act_min, p->act_max, out0 + out_c + oc);
+                }
+            }
+        }
+    }
+}
+
+/* zp * (sum of filter oc's weights over taps (ky, kx) for kx in [kx0, kx1)) */
+static int32_t outside_taps(const trt_conv2d_params *p, int32_t oc, int32_t ky,
+                            int32_t kx0, int32_t kx1) {
+    const int32_t fc = p->filter.c;
+    const int8_t *w = p->weights +
+                      (((int64_t)oc * p->filter.h + ky) * p->filter.w + kx0) * fc;
+    int32_t sum = 0;
+    for (int32_t i = 0; i < (kx1 - kx0) * fc; ++i) {
+        sum += w[i];
+    }
+    return -p->input_offset * sum;
+}
+
+static void run_direct(const trt_ukernels *uk, const trt_conv2d_params *p,
+                       const int8_t *input_n, int8_t *output_n) {
+    const int32_t in_h = p->input.h, in_w = p->input.w, in_c = p->input.c;
+    const int32_t kh = p->filter.h, kw = p->filter.w, fc = p->filter.c;
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t per_group = out_c / groups_of(p);
+    const int32_t k = patch_len(p);
+    const int contiguous = fc == in_c && p->dilation_w == 1;
+    int32_t acc[TRT_CONV_CHUNK];
+    for (int32_t oy = 0; oy < p->output.h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        for (int32_t ox = 0; ox < out_w; ++ox) {
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            const int32_t kx_lo = TRT_MIN(ix0 < 0 ? -ix0 : 0, kw);
+            const int32_t kx_hi = TRT_MAX(kx_lo, TRT_MIN(kw, in_w - ix0));
+            int8_t *out = output_n + ((int64_t)oy * out_w + ox) * out_c;
+            for (int32_t oc0 = 0; oc0 < out_c; oc0 += TRT_CONV_CHUNK) {
+                /* chunks stay inside one group */
+                const int32_t g = oc0 / per_group;
+                const int32_t oc1 = TRT_MIN(TRT_MIN(oc0 + TRT_CONV_CHUNK, out_c),
+                                            (g + 1) * per_group);
+                const int32_t n = oc1 - oc0;
+                for (int32_t j = 0; j < n; ++j) {
+                    acc[j] = 0;
+                }
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    const int32_t iy = iy0 + ky * p->dilation_h;
+                    if (iy < 0 || iy >= in_h) {
+                        for (int32_t j = 0; j < n; ++j) {
+                            acc[j] += outside_taps(p, oc0 + j, ky, 0, kw);
+                        }
+                        continue;
+                    }
+                    const int8_t *row = input_n + (int64_t)iy * in_w * in_c;
+                    if (contiguous) {
+                        if (kx_hi > kx_lo) {
+                            dot_rows(uk, row + (int64_t)(ix0 + kx_lo) * in_c, 0,
+                                     p->weights + (ky * kw + kx_lo) * fc, k,
+                                     (kx_hi - kx_lo) * fc, oc0, oc1, acc, 0, 1);
+                        }
+                        for (int32_t j = 0; j < n; ++j) {
+                            acc[j] += outside_taps(p, oc0 + j, ky, 0, kx_lo) +
+                                      outside_taps(p, oc0 + j, ky, kx_hi, kw);
+                        }
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < kw; ++kx) {
+                        const int32_t ix = ix0 + kx * p->dilation_w;
+                        if (ix < 0 || ix >= in_w) {
+                            for (int32_t j = 0; j < n; ++j) {
+                                acc[j] += outside_taps(p, oc0 + j, ky, kx, kx + 1);
+                            }
+                        } else {
+                            dot_rows(uk, row + (int64_t)ix * in_c + (int64_t)g * fc,
+                                     0, p->weights + (ky * kw + kx) * fc, k, fc,
+                                     oc0, oc1, acc, 0, 1);
+                        }
+                    }
+                }
+                uk->requantize(acc, p->bias_folded + oc0, p->multiplier + oc0,
+                               p->shift + oc0, n, p->output_offset, p->act_min,
+                               p->act_max, out + oc0);
+            }
         }
     }
 }
@@ -139,49 +256,14 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                    int8_t *output, void *scratch) {
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t in_plane = p->input.h * p->input.w * p->input.c;
-    const int32_t out_w = p->output.w, out_c = p->output.c;
-    const int32_t pixels = p->output.h * out_w;
-    const int32_t groups = groups_of(p);
-    const int32_t per_group = out_c / groups;
-    const int32_t k = patch_len(p);
-    const int pointwise = is_pointwise(p);
-    int8_t *patch0 = (int8_t *)scratch;
-    int8_t *patch1 = patch0 + k;
-    int32_t *acc0 = (int32_t *)((uint8_t *)scratch + patch_bytes(p));
-    int32_t *acc1 = acc0 + out_c;
-
+    const int32_t out_plane = p->output.h * p->output.w * p->output.c;
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
-        int8_t *output_n = output + (int64_t)n * pixels * out_c;
-        for (int32_t px = 0; px < pixels; px += 2) {
-            const int two = px + 1 < pixels;
-            for (int32_t g = 0; g < groups; ++g) {
-                const int8_t *x0, *x1 = 0;
-                if (pointwise) {
-                    x0 = input_n + (int64_t)px * k;
-                    if (two) {
-                        x1 = x0 + k;
-                    }
-                } else {
-                    gather_patch(p, input_n, px / out_w, px % out_w, g, patch0);
-                    x0 = patch0;
-                    if (two) {
-                        gather_patch(p, input_n, (px + 1) / out_w,
-                                     (px + 1) % out_w, g, patch1);
-                        x1 = patch1;
-                    }
-                }
-                pixels_times_filters(uk, p, x0, x1, g * per_group,
-                                     (g + 1) * per_group, acc0, acc1);
-            }
-            int8_t *out0 = output_n + (int64_t)px * out_c;
-            uk->requantize(acc0, p->bias_folded, p->multiplier, p->shift, out_c,
-                           p->output_offset, p->act_min, p->act_max, out0);
-            if (two) {
-                uk->requantize(acc1, p->bias_folded, p->multiplier, p->shift,
-                               out_c, p->output_offset, p->act_min, p->act_max,
-                               out0 + out_c);
-            }
+        int8_t *output_n = output + (int64_t)n * out_plane;
+        if (p->im2col || is_pointwise(p)) {
+            run_im2col(uk, p, input_n, output_n, (int8_t *)scratch);
+        } else {
+            run_direct(uk, p, input_n, output_n);
         }
     }
 }

@@ -4,42 +4,71 @@
  * TFLite's reference DepthwiseConvPerChannel: acc = sum over in-image taps of
  * w * (x - zp_in) + bias, per-channel rescale, output zero point, clamp.
  *
- * For each output pixel, a row of int32 accumulators (in the scratch
- * buffer) starts at the planner's folded bias and takes one vector
- * multiply-accumulate per tap over all channels.  Taps outside the image
- * read a row of input zero points, which contributes w * (zp - zp) = 0, so
- * the folded zero-point term is right for every pixel and the inner loop is
- * a plain int8 multiply-accumulate.
+ * Channels are processed in chunks of TRT_DW_CHUNK whose int32 accumulators
+ * live on the stack: they start at the planner's folded bias (bias plus
+ * -zp_in times the sum of the channel's weights) and take one vector
+ * multiply-accumulate per tap.  Taps outside the image read a row of input
+ * zero points, which contributes w * (zp - zp) = 0, so the folded term is
+ * right for every pixel.  No arena scratch is needed.
+ *
+ * In place (TinyEngine): with depth multiplier 1, output channel c depends
+ * on input channel c only, so the output can overwrite the input.  Blocks
+ * of `channel_block` channels are computed for every pixel into the scratch
+ * buffer, then written over the input's slots of those channels, which no
+ * later block reads.  The planner picks this where it lowers peak memory.
  */
 #include <string.h>
 
 #include "trt_ukernels.h"
 
-/* Scratch layout: [int32 accumulators, C_out] [zero-point row, C_in bytes] */
+enum { TRT_DW_CHUNK = 32 };
+
 size_t trt_depthwise_conv2d_s8_scratch_size(
     const trt_depthwise_conv2d_params *p) {
-    return (size_t)p->output.c * sizeof(int32_t) + (size_t)p->input.c;
+    if (!p->in_place) {
+        return 0;
+    }
+    return (size_t)p->output.h * (size_t)p->output.w * (size_t)p->channel_block;
 }
 
-/* Input pixel (iy, ix) of one image, or the zero-point row when outside. */
+/* Input pixel (iy, ix) of one image, or NULL outside the image. */
 static const int8_t *tap_pixel(const trt_depthwise_conv2d_params *p,
-                               const int8_t *input_n, const int8_t *zp_row,
-                               int32_t iy, int32_t ix) {
+                               const int8_t *input_n, int32_t iy, int32_t ix) {
     if (iy < 0 || iy >= p->input.h || ix < 0 || ix >= p->input.w) {
-        return zp_row;
+        return 0;
     }
     return input_n + ((int64_t)iy * p->input.w + ix) * p->input.c;
 }
 
-static void accumulate_multiplier(int32_t *acc, const int8_t *x,
-                                  const int8_t *w, int32_t in_c,
-                                  int32_t mult) {
-    for (int32_t ic = 0; ic < in_c; ++ic) {
-        const int32_t xv = x[ic];
-        for (int32_t m = 0; m < mult; ++m) {
-            acc[ic * mult + m] += xv * (int32_t)w[ic * mult + m];
+/* Output channels [c0, c0 + n) of the pixel whose window starts at
+ * (iy0, ix0), n <= TRT_DW_CHUNK, written to out[0..n). */
+static void pixel_chunk(const trt_ukernels *uk,
+                        const trt_depthwise_conv2d_params *p,
+                        const int8_t *input_n, const int8_t *zp_chunk,
+                        int32_t iy0, int32_t ix0, int32_t c0, int32_t n,
+                        int8_t *out) {
+    const int32_t out_c = p->output.c, kw = p->filter.w;
+    const int32_t mult = p->depth_multiplier;
+    int32_t acc[TRT_DW_CHUNK];
+    memcpy(acc, p->bias_folded + c0, (size_t)n * sizeof(int32_t));
+    for (int32_t ky = 0; ky < p->filter.h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dilation_h;
+        for (int32_t kx = 0; kx < kw; ++kx) {
+            const int8_t *x = tap_pixel(p, input_n, iy, ix0 + kx * p->dilation_w);
+            const int8_t *w = p->weights + (ky * kw + kx) * out_c + c0;
+            if (mult == 1) {
+                uk->mac_rows(acc, x ? x + c0 : zp_chunk, w, n);
+            } else {
+                const int32_t zp = -p->input_offset;
+                for (int32_t j = 0; j < n; ++j) {
+                    const int32_t xv = x ? x[(c0 + j) / mult] : zp;
+                    acc[j] += xv * (int32_t)w[j];
+                }
+            }
         }
     }
+    uk->requantize(acc, 0, p->multiplier + c0, p->shift + c0, n,
+                   p->output_offset, p->act_min, p->act_max, out);
 }
 
 void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
@@ -48,38 +77,43 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t in_plane = p->input.h * p->input.w * p->input.c;
     const int32_t out_h = p->output.h, out_w = p->output.w;
-    const int32_t out_c = p->output.c, in_c = p->input.c;
-    const int32_t kh = p->filter.h, kw = p->filter.w;
-    int32_t *acc = (int32_t *)scratch;
-    int8_t *zp_row = (int8_t *)scratch + (size_t)out_c * sizeof(int32_t);
-    memset(zp_row, (int8_t)(-p->input_offset), (size_t)in_c);
+    const int32_t out_c = p->output.c;
+    const int32_t pixels = out_h * out_w;
+    int8_t zp_chunk[TRT_DW_CHUNK];
+    memset(zp_chunk, (int8_t)(-p->input_offset), sizeof zp_chunk);
 
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
-        for (int32_t oy = 0; oy < out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
-            for (int32_t ox = 0; ox < out_w; ++ox) {
-                const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                memcpy(acc, p->bias_folded, (size_t)out_c * sizeof(int32_t));
-                for (int32_t ky = 0; ky < kh; ++ky) {
-                    const int32_t iy = iy0 + ky * p->dilation_h;
-                    for (int32_t kx = 0; kx < kw; ++kx) {
-                        const int8_t *x = tap_pixel(p, input_n, zp_row, iy,
-                                                    ix0 + kx * p->dilation_w);
-                        const int8_t *w = p->weights + (ky * kw + kx) * out_c;
-                        if (p->depth_multiplier == 1) {
-                            uk->mac_rows(acc, x, w, out_c);
-                        } else {
-                            accumulate_multiplier(acc, x, w, in_c,
-                                                  p->depth_multiplier);
-                        }
-                    }
+        int8_t *output_n = output + (int64_t)n * pixels * out_c;
+        if (!p->in_place) {
+            for (int32_t px = 0; px < pixels; ++px) {
+                const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
+                const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
+                for (int32_t c0 = 0; c0 < out_c; c0 += TRT_DW_CHUNK) {
+                    pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c0,
+                                TRT_MIN(TRT_DW_CHUNK, out_c - c0),
+                                output_n + (int64_t)px * out_c + c0);
                 }
-                int8_t *out_px =
-                    output + (((int64_t)n * out_h + oy) * out_w + ox) * out_c;
-                uk->requantize(acc, 0, p->multiplier, p->shift, out_c,
-                               p->output_offset, p->act_min, p->act_max,
-                               out_px);
+            }
+            continue;
+        }
+        /* In place: input == output, depth multiplier 1. */
+        int8_t *block = (int8_t *)scratch;
+        const int32_t b = p->channel_block;
+        for (int32_t c0 = 0; c0 < out_c; c0 += b) {
+            const int32_t width = TRT_MIN(b, out_c - c0);
+            for (int32_t px = 0; px < pixels; ++px) {
+                const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
+                const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
+                for (int32_t c = c0; c < c0 + width; c += TRT_DW_CHUNK) {
+                    pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c,
+                                TRT_MIN(TRT_DW_CHUNK, c0 + width - c),
+                                block + (int64_t)px * width + (c - c0));
+                }
+            }
+            for (int32_t px = 0; px < pixels; ++px) {
+                memcpy(output_n + (int64_t)px * out_c + c0,
+                       block + (int64_t)px * width, (size_t)width);
             }
         }
     }

@@ -32,7 +32,7 @@ static int32_t run_step(const trt_step *s, uint8_t *arena) {
         return TRT_OK;
     case TRT_OP_AVG_POOL:
         trt_avg_pool_s8((const trt_pool_params *)s->params,
-                        (const int8_t *)in0, (int8_t *)out, scratch);
+                        (const int8_t *)in0, (int8_t *)out);
         return TRT_OK;
     case TRT_OP_MAX_POOL:
         trt_max_pool_s8((const trt_pool_params *)s->params,

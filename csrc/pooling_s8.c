@@ -7,9 +7,7 @@
  */
 #include "trt_fixedpoint.h"
 
-size_t trt_avg_pool_s8_scratch_size(const trt_pool_params *p) {
-    return (size_t)p->output.c * sizeof(int32_t);
-}
+enum { TRT_POOL_CHUNK = 64 }; /* int32 sums kept on the stack per chunk */
 
 static void window(const trt_pool_params *p, int32_t oy, int32_t ox,
                    int32_t *y0, int32_t *y1, int32_t *x0, int32_t *x1) {
@@ -22,41 +20,42 @@ static void window(const trt_pool_params *p, int32_t oy, int32_t ox,
 }
 
 void trt_avg_pool_s8(const trt_pool_params *p, const int8_t *input,
-                     int8_t *output, void *scratch) {
+                     int8_t *output) {
     const int32_t ch = p->input.c;
-    int32_t *acc = (int32_t *)scratch;
+    int32_t acc[TRT_POOL_CHUNK];
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *in_n = input + (int64_t)n * p->input.h * p->input.w * ch;
         for (int32_t oy = 0; oy < p->output.h; ++oy) {
             for (int32_t ox = 0; ox < p->output.w; ++ox) {
                 int32_t y0, y1, x0, x1;
                 window(p, oy, ox, &y0, &y1, &x0, &x1);
-                for (int32_t c = 0; c < ch; ++c) {
-                    acc[c] = 0;
-                }
-                for (int32_t y = y0; y < y1; ++y) {
-                    for (int32_t x = x0; x < x1; ++x) {
-                        const int8_t *px =
-                            in_n + ((int64_t)y * p->input.w + x) * ch;
-                        for (int32_t c = 0; c < ch; ++c) {
-                            acc[c] += px[c];
-                        }
-                    }
-                }
-                const int32_t count = (y1 > y0 && x1 > x0)
-                                          ? (y1 - y0) * (x1 - x0)
-                                          : 0;
+                const int32_t count = (y1 > y0 && x1 > x0) ? (y1 - y0) * (x1 - x0) : 0;
                 int8_t *out_px = output + (((int64_t)n * p->output.h + oy) *
                                                p->output.w + ox) * ch;
-                for (int32_t c = 0; c < ch; ++c) {
-                    int32_t a = acc[c];
-                    /* An empty window cannot occur for shapes TFLite
-                     * accepts; the planner rejects them. Guard anyway. */
-                    if (count > 0) {
-                        a = a > 0 ? (a + count / 2) / count
-                                  : (a - count / 2) / count;
+                for (int32_t c0 = 0; c0 < ch; c0 += TRT_POOL_CHUNK) {
+                    const int32_t width = TRT_MIN(TRT_POOL_CHUNK, ch - c0);
+                    for (int32_t c = 0; c < width; ++c) {
+                        acc[c] = 0;
                     }
-                    out_px[c] = (int8_t)trt_clamp(a, p->act_min, p->act_max);
+                    for (int32_t y = y0; y < y1; ++y) {
+                        for (int32_t x = x0; x < x1; ++x) {
+                            const int8_t *px =
+                                in_n + ((int64_t)y * p->input.w + x) * ch + c0;
+                            for (int32_t c = 0; c < width; ++c) {
+                                acc[c] += px[c];
+                            }
+                        }
+                    }
+                    for (int32_t c = 0; c < width; ++c) {
+                        int32_t a = acc[c];
+                        /* An empty window cannot occur for shapes the planner
+                         * accepts; guard the division anyway. */
+                        if (count > 0) {
+                            a = a > 0 ? (a + count / 2) / count
+                                      : (a - count / 2) / count;
+                        }
+                        out_px[c0 + c] = (int8_t)trt_clamp(a, p->act_min, p->act_max);
+                    }
                 }
             }
         }

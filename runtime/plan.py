@@ -10,15 +10,17 @@ is then one call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ._native import ffi
 from .errors import UnsupportedModelError
 from .graph import Graph
 from .ops import BUILDERS, Alias, OpContext, Step
-from .planner import Buffer, check_no_overlap, plan_arena
+from .memory import Choices, choose_layout, forced_layout
+from .planner import Buffer
 
 SUPPORTED_IO_DTYPES = ("int8", "uint8", "float32")
+MAX_ARENA_BYTES = 1 << 30
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Plan:
     arena_bytes: int
     tensor_offset: dict[int, int]
     scratch_offset: list[int]  # per step, -1 when none
+    memory: Any = None  # the runtime.memory.Layout chosen
     c_plan: Any = None  # cffi trt_plan *
     _keep: list[Any] = field(default_factory=list)
 
@@ -68,8 +71,16 @@ def _check_graph(graph: Graph) -> None:
             raise UnsupportedModelError(f"tensor {t.name!r} is a variable (stateful models are not supported)")
 
 
-def build_plan(graph: Graph, materialize: bool = True, fc_fixed_point: bool = False) -> Plan:
-    """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op."""
+def build_plan(
+    graph: Graph,
+    materialize: bool = True,
+    fc_fixed_point: bool = False,
+    choices: Callable[[Graph, list[Step], dict[int, int]], Choices] | None = None,
+) -> Plan:
+    """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op.
+
+    choices: for tests, a function (graph, steps, views) -> memory choices to
+    use instead of searching for the smallest arena."""
     _check_graph(graph)
     steps: list[Step] = []
     step_ops: list[int] = []
@@ -88,6 +99,10 @@ def build_plan(graph: Graph, materialize: bool = True, fc_fixed_point: bool = Fa
             raise ctx.unsupported("operator is not implemented by the C backend")
         if len(op.outputs) != 1:
             raise ctx.unsupported(f"{len(op.outputs)} outputs; exactly one is supported")
+        for i in op.inputs + op.outputs:
+            # Kernels loop over and divide by dimensions: none may be empty.
+            if i >= 0 and not graph.tensors[i].is_constant and graph.tensors[i].size == 0:
+                raise ctx.unsupported(f"tensor {graph.describe_tensor(i)} has no elements")
         for i in op.inputs:
             if i >= 0 and not graph.tensors[i].is_constant and i not in produced and find(i) not in produced:
                 raise ctx.unsupported(f"input tensor {graph.describe_tensor(i)} is read before anything writes it")
@@ -110,51 +125,20 @@ def build_plan(graph: Graph, materialize: bool = True, fc_fixed_point: bool = Fa
         if i not in produced:
             raise UnsupportedModelError(f"graph output {graph.describe_tensor(i)} is never computed")
 
-    # Lifetimes of the root buffers, in step indices.
+    mem = choose_layout(graph, steps, root) if choices is None else forced_layout(graph, steps, root, choices)
+    if mem.arena_bytes > MAX_ARENA_BYTES:
+        # Checked before anything is allocated: a hostile shape must not get
+        # its arena (and C offsets are int32).
+        raise UnsupportedModelError(
+            f"the model needs a {mem.arena_bytes}-byte arena for its tensors; "
+            f"the C backend refuses arenas over {MAX_ARENA_BYTES >> 30} GiB"
+        )
     n = len(steps)
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for i in graph.inputs:
-        first[find(i)] = -1
-        last[find(i)] = max(last.get(find(i), -1), -1)
-    for s_idx, step in enumerate(steps):
-        for operand in step.inputs:
-            if isinstance(operand, int):
-                r = find(operand)
-                last[r] = max(last.get(r, s_idx), s_idx)
-        r = find(step.output)
-        first.setdefault(r, s_idx)
-        last[r] = max(last.get(r, s_idx), s_idx)
-    for i in graph.outputs:
-        last[find(i)] = n
-
-    sizes: dict[int, int] = {}
-    for t_idx in list(first):
-        sizes[t_idx] = max(graph.tensors[t_idx].nbytes, 1)
-    # An alias group's buffer must hold every member (they have equal sizes).
-    for alias, _ in root.items():
-        r = find(alias)
-        if r in sizes:
-            sizes[r] = max(sizes[r], graph.tensors[alias].nbytes)
-
-    buffers = [Buffer(key=t, size=sizes[t], first=first[t], last=last[t]) for t in first]
-    for s_idx, step in enumerate(steps):
-        if step.scratch_bytes:
-            buffers.append(Buffer(key=("scratch", s_idx), size=step.scratch_bytes, first=s_idx, last=s_idx))
-    arena_bytes = plan_arena(buffers)
-    check_no_overlap(buffers)
-
-    tensor_offset: dict[int, int] = {}
-    scratch_offset = [-1] * n
-    for b in buffers:
-        if isinstance(b.key, tuple):
-            scratch_offset[b.key[1]] = b.offset
-        else:
-            tensor_offset[b.key] = b.offset
-    for alias in root:
-        r = find(alias)
-        if r in tensor_offset:
-            tensor_offset[alias] = tensor_offset[r]
+    root = mem.root
+    buffers = mem.buffers
+    arena_bytes = mem.arena_bytes
+    tensor_offset = mem.tensor_offset
+    scratch_offset = mem.scratch_offset
 
     plan = Plan(
         graph=graph,
@@ -165,6 +149,7 @@ def build_plan(graph: Graph, materialize: bool = True, fc_fixed_point: bool = Fa
         arena_bytes=max(arena_bytes, 16),
         tensor_offset=tensor_offset,
         scratch_offset=scratch_offset,
+        memory=mem,
     )
     if materialize:
         _materialize(plan)

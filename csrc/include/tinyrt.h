@@ -56,9 +56,12 @@ typedef struct {
     const int32_t *bias_folded;
     const int32_t *multiplier; /* [C_out] Q31                                */
     const int32_t *shift;      /* [C_out] >0 left, <0 right                  */
+    /* 1: gather receptive fields into scratch patches (faster);
+     * 0: read the input directly (no scratch). */
+    int32_t im2col;
 } trt_conv2d_params;
 
-/* scratch: trt_conv2d_s8_scratch_size() bytes (the im2col patches) */
+/* scratch: trt_conv2d_s8_scratch_size() bytes (im2col patches, or none) */
 size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p);
 void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                    int8_t *output, void *scratch);
@@ -86,9 +89,13 @@ typedef struct {
     const int32_t *bias_folded;
     const int32_t *multiplier;
     const int32_t *shift;
+    /* In place: input and output are the same buffer (depth multiplier 1);
+     * channel_block channels are computed at a time into the scratch. */
+    int32_t in_place;
+    int32_t channel_block;
 } trt_depthwise_conv2d_params;
 
-/* scratch: trt_depthwise_conv2d_s8_scratch_size() bytes, 4-byte aligned */
+/* scratch: trt_depthwise_conv2d_s8_scratch_size() bytes (0 unless in place) */
 size_t trt_depthwise_conv2d_s8_scratch_size(
     const trt_depthwise_conv2d_params *p);
 void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
@@ -135,10 +142,8 @@ typedef struct {
     int32_t act_max;
 } trt_pool_params;
 
-/* scratch: trt_avg_pool_s8_scratch_size() bytes, 4-byte aligned */
-size_t trt_avg_pool_s8_scratch_size(const trt_pool_params *p);
 void trt_avg_pool_s8(const trt_pool_params *p, const int8_t *input,
-                     int8_t *output, void *scratch);
+                     int8_t *output);
 void trt_max_pool_s8(const trt_pool_params *p, const int8_t *input,
                      int8_t *output);
 

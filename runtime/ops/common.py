@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._native import ffi
-from ..errors import UnsupportedModelError
+from ..errors import ModelFormatError, UnsupportedModelError
 from ..graph import Graph, Operator, Tensor
 
 INT8 = np.dtype(np.int8)
@@ -37,6 +37,7 @@ class Step:
     macs: int = 0
     weight_bytes: int = 0
     note: str = ""
+    im2col_scratch: int = 0  # CONV_2D: scratch bytes of the im2col path
 
 
 @dataclass
@@ -103,6 +104,11 @@ class OpContext:
     def scale_zp(self, t: Tensor, what: str) -> tuple[float, int]:
         if t.quant is None:
             raise self.unsupported(f"{what} has no quantization parameters")
+        if not t.quant.scalar_scale > 0:  # the builders divide by it
+            raise ModelFormatError(
+                f"operator {self.op.index} ({self.op.opcode}): {what} {self.graph.describe_tensor(t.index)} "
+                f"has quantization scale {t.quant.scalar_scale}; it must be positive"
+            )
         return t.quant.scalar_scale, t.quant.scalar_zero_point
 
     def activation_variable(self, t: Tensor, what: str) -> None:

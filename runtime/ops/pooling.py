@@ -37,8 +37,7 @@ def _build_pool(ctx: OpContext, kind: int) -> Step:
     p.filter_h, p.filter_w, p.stride_h, p.stride_w = fh, fw, sh, sw
     p.pad_top, p.pad_left = pad_top, pad_left
     p.act_min, p.act_max = act_min, act_max
-    scratch = int(lib.trt_avg_pool_s8_scratch_size(p)) if kind == lib.TRT_OP_AVG_POOL else 0
-    return ctx.finish(Step(kind=kind, params=p, inputs=[x.index], output=y.index, scratch_bytes=scratch))
+    return ctx.finish(Step(kind=kind, params=p, inputs=[x.index], output=y.index))
 
 
 def build_avg_pool(ctx: OpContext) -> Step:
