@@ -9,14 +9,15 @@ is then one call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ._native import ffi
 from .errors import UnsupportedModelError
 from .graph import Graph
-from .ops import BUILDERS, Alias, OpContext, Step
 from .memory import Choices, choose_layout, forced_layout
+from .ops import BUILDERS, Alias, OpContext, Step
 from .planner import Buffer
 
 SUPPORTED_IO_DTYPES = ("int8", "uint8", "float32")
@@ -133,22 +134,16 @@ def build_plan(
             f"the model needs a {mem.arena_bytes}-byte arena for its tensors; "
             f"the C backend refuses arenas over {MAX_ARENA_BYTES >> 30} GiB"
         )
-    n = len(steps)
-    root = mem.root
-    buffers = mem.buffers
-    arena_bytes = mem.arena_bytes
-    tensor_offset = mem.tensor_offset
-    scratch_offset = mem.scratch_offset
 
     plan = Plan(
         graph=graph,
         steps=steps,
         step_ops=step_ops,
-        root=root,
-        buffers=buffers,
-        arena_bytes=max(arena_bytes, 16),
-        tensor_offset=tensor_offset,
-        scratch_offset=scratch_offset,
+        root=mem.root,
+        buffers=mem.buffers,
+        arena_bytes=mem.arena_bytes,
+        tensor_offset=mem.tensor_offset,
+        scratch_offset=mem.scratch_offset,
         memory=mem,
     )
     if materialize:
