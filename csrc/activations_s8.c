@@ -27,10 +27,12 @@
 
 #include "trt_fixedpoint.h"
 
-/* (int32_t)f for the float results of the table builder.  TFLite's cast is
- * undefined outside int32 range; saturating keeps the answer in range
- * (the clamp to int8 that follows makes it -128 or 127 either way). */
-static int32_t float_to_i32_saturating(float f) {
+/* (int32_t)f for the table builder's rounded float.  The C cast is
+ * undefined outside int32 range; LiteRT's compiled table builder saturates
+ * there (measured: a tanh table with output scale 1e-30 holds -128 and 127,
+ * not the x86 cast's INT32_MIN), so this saturates too.  NaN cannot arise
+ * from finite scales; it maps to 0 like a saturating conversion. */
+static int32_t table_cast_i32(float f) {
     if (f != f) {
         return 0;
     }
@@ -51,7 +53,7 @@ static int8_t requantize_float_entry(const trt_float_lut_params *p,
     const float scaled = transformed * inverse_scale;
     const float rescaled = roundf(scaled);
     const float shifted = rescaled + (float)p->output_zero_point;
-    const int32_t q = float_to_i32_saturating(shifted);
+    const int32_t q = table_cast_i32(shifted);
     return (int8_t)trt_clamp(q, INT8_MIN, INT8_MAX);
 }
 

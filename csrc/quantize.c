@@ -10,12 +10,10 @@
 
 static int32_t quantize_one(const trt_quantize_params *p, float val) {
     const float scaled = val / p->scale;
-    int32_t q;
-    if (scaled != scaled) { /* NaN: no defined answer in TFLite; use zero */
-        q = 0;
-    } else {
-        q = trt_round_to_i32((double)scaled);
-    }
+    /* NaN and values beyond int32 go the way TFLite's unchecked cast goes
+     * on this host (trt_round_to_i32); the zero point is then added with
+     * the same int32 wrap-around. */
+    int32_t q = trt_round_to_i32((double)scaled);
     q = (int32_t)((uint32_t)q + (uint32_t)p->zero_point);
     return trt_clamp(q, p->qmin, p->qmax);
 }

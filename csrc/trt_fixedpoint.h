@@ -93,16 +93,34 @@ TRT_INLINE int64_t trt_round_half_away(double d) {
     return t;
 }
 
-/* Clamp a double into int32 range before it is rounded: TFLite's reference
- * casts the rounded double to int32, which is only defined in range. */
+/* What TFLite gets from (int32_t) of a value outside int32 range, or NaN.
+ * The C cast is undefined there, so TFLite's answer is whatever the host's
+ * conversion instruction returns: x86's cvttss2si / cvttsd2si give
+ * INT32_MIN for every such value (the "integer indefinite"); ARM's fcvtzs
+ * and vcvt saturate and turn NaN into 0.  Following the host keeps tinyrt
+ * bit-exact with TFLite built for the same machine (on x86, a huge positive
+ * float QUANTIZEd with zero point 0 is -128 in TFLite, not 127). */
+TRT_INLINE int32_t trt_i32_out_of_range(double d) {
+#if defined(__i386__) || defined(__x86_64__) || defined(_M_IX86) || \
+    defined(_M_X64)
+    (void)d;
+    return INT32_MIN;
+#else
+    if (d != d) {
+        return 0;
+    }
+    return d > 0.0 ? INT32_MAX : INT32_MIN;
+#endif
+}
+
+/* (int32_t)round(d), as TFLite's reference kernels compute it: in range the
+ * rounding is exact; out of range (and for NaN) see trt_i32_out_of_range. */
 TRT_INLINE int32_t trt_round_to_i32(double d) {
-    if (d >= 2147483647.0) {
-        return INT32_MAX;
+    /* round(d) fits in int32 exactly when d lies strictly inside these. */
+    if (d > -2147483648.5 && d < 2147483647.5) {
+        return (int32_t)trt_round_half_away(d);
     }
-    if (d <= -2147483648.0) {
-        return INT32_MIN;
-    }
-    return (int32_t)trt_round_half_away(d);
+    return trt_i32_out_of_range(d);
 }
 
 /* ---- gemmlowp fixed-point transcendental functions (exact ports) ------
