@@ -746,7 +746,11 @@ UNARY_STAGES = ["RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "LEAKY_RELU
 
 def _stage_rank4(gb: GraphBuilder, rng: np.random.Generator, x: int, variant: int) -> int:
     """One random op that keeps an NHWC tensor NHWC."""
-    kind = int(rng.integers(0, 9))
+    kind = int(rng.integers(0, 11))
+    if kind == 9:
+        return se_block(gb, rng, x, variant)
+    if kind == 10:
+        return same_tensor_twice(gb, rng, x, variant)
     if kind == 0:
         return add_conv2d(gb, rng, x, variant, groups=False, stride=(1, int(rng.integers(1, 3))))
     if kind == 1:
@@ -785,6 +789,32 @@ def requantize_to(gb: GraphBuilder, rng: np.random.Generator, x: int, scale: flo
     y = gb.tensor(gb.shape(x), "int8", scale, zp)
     gb.op("QUANTIZE", [x], [y])
     gb.feature("QUANTIZE:int8->int8")
+    return y
+
+
+def se_block(gb: GraphBuilder, rng: np.random.Generator, x: int, variant: int) -> int:
+    """Squeeze-and-excite: x * logistic(conv(relu(conv(mean(x))))), a broadcast MUL of an intermediate."""
+    c = gb.shape(x)[3]
+    m = add_mean(gb, rng, x, 0, axes=[1, 2], keep_dims=True)
+    pointwise = {"groups": False, "kernel": (1, 1), "stride": (1, 1), "padding": SAME, "dilation": False}
+    h = add_conv2d(gb, rng, m, 0, cout=max(1, c // 2), **pointwise)
+    h = add_unary(gb, rng, h, 1, opcode="RELU")
+    h = add_conv2d(gb, rng, h, 0, cout=c, **pointwise)
+    gate = add_unary(gb, rng, h, 0, opcode="LOGISTIC")
+    y = add_binary(gb, rng, x, variant, opcode="MUL", other=gate)
+    gb.feature("chain:squeeze_excite")
+    return y
+
+
+def same_tensor_twice(gb: GraphBuilder, rng: np.random.Generator, x: int, variant: int) -> int:
+    """One operator reading the same tensor as both inputs: x + x, x * x, concat(x, x)."""
+    opcode = ["ADD", "MUL", "CONCATENATION"][variant % 3]
+    if opcode == "CONCATENATION":
+        y = gb.like(x, gb.shape(x)[:3] + (2 * gb.shape(x)[3],))
+        gb.op("CONCATENATION", [x, x], [y], axis=3, fused_activation_function=0)
+    else:
+        y = add_binary(gb, rng, x, variant, opcode=opcode, other=x)
+    gb.feature("chain:same_tensor_twice")
     return y
 
 
@@ -848,4 +878,14 @@ def chain_case(seed: int) -> Case:
         out = add_dequantize(gb, rng, h, 0) if seed % 3 == 0 else h
         gb.feature("chain:random")
     gb.outputs.append(out)
+    # Now and then the model also exports an intermediate tensor (which later
+    # operators must not overwrite), or hands an input straight back.
+    produced = [t for op in gb.operators for t in op.outputs if t != out and gb.tensors[t].dtype == np.int8]
+    if produced and rng.random() < 0.35:
+        extra = int(rng.choice(produced))
+        gb.outputs.insert(int(rng.integers(0, 2)), extra)
+        gb.feature("chain:extra_output")
+    if rng.random() < 0.08:
+        gb.outputs.append(gb.inputs[0])
+        gb.feature("chain:input_is_output")
     return Case(f"chain#{seed}", gb.graph(), gb.features, gb.input_ranges, gb.tie_scales)

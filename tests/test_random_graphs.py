@@ -56,6 +56,7 @@ REQUIRED_FEATURES = (
     }
     | {"DEQUANTIZE:int8", "DEQUANTIZE:uint8"}
     | {"chain:classifier", "chain:gap", "chain:residual", "chain:concat_branch", "chain:random"}
+    | {"chain:squeeze_excite", "chain:same_tensor_twice", "chain:extra_output", "chain:input_is_output"}
 )
 
 
