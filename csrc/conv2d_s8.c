@@ -201,11 +201,12 @@ static void run_direct(const trt_ukernels *uk, const trt_conv2d_params *p,
             const int32_t kx_lo = TRT_MIN(ix0 < 0 ? -ix0 : 0, kw);
             const int32_t kx_hi = TRT_MAX(kx_lo, TRT_MIN(kw, in_w - ix0));
             int8_t *out = output_n + ((int64_t)oy * out_w + ox) * out_c;
-            for (int32_t oc0 = 0; oc0 < out_c; oc0 += TRT_CONV_CHUNK) {
-                /* chunks stay inside one group */
+            /* Chunks stay inside one group, so a chunk can be shorter than
+             * TRT_CONV_CHUNK: the next one starts where this one ended. */
+            for (int32_t oc0 = 0, oc1 = 0; oc0 < out_c; oc0 = oc1) {
                 const int32_t g = oc0 / per_group;
-                const int32_t oc1 = TRT_MIN(TRT_MIN(oc0 + TRT_CONV_CHUNK, out_c),
-                                            (g + 1) * per_group);
+                oc1 = TRT_MIN(TRT_MIN(oc0 + TRT_CONV_CHUNK, out_c),
+                              (g + 1) * per_group);
                 const int32_t n = oc1 - oc0;
                 for (int32_t j = 0; j < n; ++j) {
                     acc[j] = 0;
