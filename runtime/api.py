@@ -52,8 +52,12 @@ def load(
         return TFLiteModel(content, num_threads=num_threads)
     graph = parse_model(content)
     from .backends.c import CModel
+    from .plan import _check_graph
 
     try:
+        # The graph checks first: CModel describes the I/O tensors before it
+        # plans, and an input of a type it cannot run must fall back cleanly.
+        _check_graph(graph)
         return CModel(graph, fc_fixed_point=fc_rounding == "tflm")
     except UnsupportedModelError as exc:
         if backend == "c":

@@ -249,6 +249,26 @@ def _read_quantization(t: Any, shape: tuple[int, ...], file_size: int, where: st
     return Quantization(scale=scale, zero_point=zero_point, axis=axis)
 
 
+def _check_quantization(quant: Quantization, dtype: np.dtype | None, constant: bool, where: str) -> None:
+    """Scales and zero points every kernel can use: the planner divides by
+    scales and hands zero points to C as int32."""
+    if np.any(quant.scale < 0):
+        raise ModelFormatError(f"corrupt model: {where} has a negative quantization scale {float(quant.scale.min()):g}")
+    if not constant and np.any(quant.scale == 0):
+        # Weights may have an all-zero channel with scale 0; a computed
+        # tensor's values are divided by its scale.
+        raise ModelFormatError(f"corrupt model: {where} has a quantization scale of 0")
+    if dtype is not None and dtype.kind in "iu" and dtype.itemsize <= 2:
+        lo, hi = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
+    else:
+        lo, hi = -(1 << 31), (1 << 31) - 1
+    bad = quant.zero_point[(quant.zero_point < lo) | (quant.zero_point > hi)]
+    if bad.size:
+        raise ModelFormatError(
+            f"corrupt model: {where} has zero point {int(bad[0])} outside the range [{lo}, {hi}] of its type"
+        )
+
+
 def _buffer_view(model: Any, data: memoryview, index: int, file_size: int) -> np.ndarray | None:
     if index == 0:
         return None  # buffer 0 is the empty sentinel by convention
@@ -352,9 +372,13 @@ def _parse(raw: bytes) -> Graph:
                 f"the limit is {MAX_ELEMENTS}"
             )
         type_code = int(t.Type())
+        if type_code not in _TYPE_NAMES:
+            raise ModelFormatError(f"corrupt model: tensor {i} ({name!r}) has unknown type code {type_code}")
         dtype = _DTYPES.get(type_code)
         quant = _read_quantization(t, shape, file_size, f"tensor {i} ({name!r})")
         data_raw = _buffer_view(model, view, int(t.Buffer()), file_size)
+        if quant is not None:
+            _check_quantization(quant, dtype, data_raw is not None, f"tensor {i} ({name!r})")
         data = None
         if data_raw is not None:
             if dtype is None:

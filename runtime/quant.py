@@ -37,6 +37,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLite QuantizeMultiplier: real = q * 2**shift with q a Q31 in [2**30, 2**31)."""
     if real == 0.0:
         return 0, 0
+    if not math.isfinite(real):  # from an absurd scale (a corrupt model)
+        raise UnsupportedModelError(f"quantization multiplier {real!r} is not a finite number")
     mantissa, shift = math.frexp(real)
     q = round_half_away(mantissa * float(1 << 31))
     if q == 1 << 31:
@@ -44,6 +46,9 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
+    if shift > 31:
+        # The kernels shift an int32 left by `shift`: more than 31 is undefined in C.
+        raise UnsupportedModelError(f"quantization multiplier {real!r} is too large (at most 2**31)")
     if q > 0x7FFFFFFF or q < -0x80000000:
         raise UnsupportedModelError(f"quantization multiplier {real!r} does not fit in Q31")
     return q, shift
@@ -85,8 +90,11 @@ def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
 
 def quantize_scalar_f32(value: float, scale: float, zero_point: int) -> int:
     """TFLite's kernel_util Quantize: round(value / scale) in float32, plus zp."""
-    tmp = np.float32(value) / np.float32(scale)
-    return zero_point + round_half_away(float(tmp))
+    with np.errstate(over="ignore"):
+        tmp = np.float32(value) / np.float32(scale)
+    # A tiny scale overflows to inf; every caller clamps to an 8/16-bit range,
+    # so clamping to int32's range first changes no result.
+    return zero_point + round_half_away(min(max(float(tmp), -2.0**31), 2.0**31))
 
 
 ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}

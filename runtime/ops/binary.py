@@ -32,7 +32,10 @@ def _prepare(ctx: OpContext) -> tuple:
     a, b, y = ctx.req_input(0), ctx.req_input(1), ctx.output()
     for t, what in ((a, "input 1"), (b, "input 2"), (y, "output")):
         ctx.expect_dtype(t, INT8, what=what)
-    out_shape = tuple(np.broadcast_shapes(a.shape, b.shape)) if a.shape != b.shape else a.shape
+    try:
+        out_shape = tuple(np.broadcast_shapes(a.shape, b.shape)) if a.shape != b.shape else a.shape
+    except ValueError:  # numpy's message names neither the operator nor the model
+        raise ctx.unsupported(f"input shapes {list(a.shape)} and {list(b.shape)} do not broadcast") from None
     if tuple(y.shape) != tuple(out_shape):
         raise ctx.unsupported(f"output shape {list(y.shape)} is not the broadcast shape {list(out_shape)}")
     p = ctx.new("trt_binary_params *")
