@@ -101,6 +101,19 @@ def test_hard_swish_table(seed: int) -> None:
     assert_table_matches(one_op_model("HARD_SWISH", in_q, out_q))
 
 
+@pytest.mark.parametrize(
+    "in_q, out_q",
+    [
+        ((1e-8, 3), (2e-8, -5)),  # reluish rescale shifts right by 20: int16 mask narrowing
+        ((1e-4, 0), (0.1, 7)),  # output rescale shifts right by 17
+        ((5.0, -10), (4.0, 0)),  # reluish rescale shifts left and saturates
+        ((300.0, 1), (200.0, 2)),
+    ],
+)
+def test_hard_swish_extreme_rescales(in_q: tuple[float, int], out_q: tuple[float, int]) -> None:
+    assert_table_matches(one_op_model("HARD_SWISH", in_q, out_q))
+
+
 def test_activation_on_4d_tensor_keeps_shape() -> None:
     data = one_op_model("TANH", (0.03, -5), (1.0 / 128, 0), shape=(2, 3, 4, 5))
     ours = runtime.load(data, backend="c")

@@ -194,10 +194,11 @@ def hard_swish_table(in_s: float, in_zp: int, out_s: float, out_zp: int) -> np.n
 def build_hard_swish(ctx: OpContext) -> Step:
     x, y, in_s, in_zp, out_s, out_zp = _io(ctx)
     p = hard_swish_params(in_s, in_zp, out_s, out_zp)
-    # HardSwishPrepare rejects a left-shifting output multiplier; the int16
-    # shifts of the recipe are only defined for exponents below 16.
-    if p.output_exponent > 0 or p.output_exponent < -15:
-        raise ctx.unsupported(f"output rescale exponent {p.output_exponent} is outside [-15, 0]")
-    if not -15 <= p.reluish_exponent <= 15:
-        raise ctx.unsupported(f"input rescale exponent {p.reluish_exponent} is outside [-15, 15]")
+    # HardSwishPrepare rejects a left-shifting output multiplier; TFLite's
+    # shifts are only defined up to 31 places (its left shift computes 1 << n
+    # in int, hence at most 30 there).
+    if not -31 <= p.output_exponent <= 0:
+        raise ctx.unsupported(f"output rescale exponent {p.output_exponent} is outside [-31, 0]")
+    if not -31 <= p.reluish_exponent <= 30:
+        raise ctx.unsupported(f"input rescale exponent {p.reluish_exponent} is outside [-31, 30]")
     return _lut_step(ctx, x, y, build_table(lib.trt_hard_swish_s8_scalar, p), "hard_swish")
