@@ -329,6 +329,21 @@ def _parse(raw: bytes) -> Graph:
     view = memoryview(raw)
     model = _schema.Model.GetRootAs(raw, 0)
 
+    # Bytes of vectors and strings copied out of the file.  The tables of a
+    # well-formed file do not overlap, so this stays below the file size; a
+    # hostile file that points many tables at one long vector would make the
+    # parse quadratic in time and memory (a 300 KB file asking for GBs).
+    copied = 0
+
+    def charge(nbytes: int, what: str) -> None:
+        nonlocal copied
+        copied += nbytes
+        if copied > 2 * file_size + 4096:
+            raise ModelFormatError(
+                f"corrupt model: {what} reuses bytes other tables hold "
+                f"({copied} bytes of tables read from a {file_size}-byte file)"
+            )
+
     n_codes = model.OperatorCodesLength()
     _check_vector_length(n_codes, 4, file_size, "operator code table")
     opcodes: list[tuple[str, int]] = []
@@ -338,6 +353,7 @@ def _parse(raw: bytes) -> Graph:
         name = OPCODE_NAMES.get(builtin, f"BUILTIN#{builtin}")
         if name == "CUSTOM":
             custom = code.CustomCode()
+            charge(len(custom or b""), f"operator code {i}")
             name = "CUSTOM:" + (custom.decode("utf-8", "replace") if custom else "?")
         opcodes.append((name, int(code.Version())))
 
@@ -354,10 +370,12 @@ def _parse(raw: bytes) -> Graph:
     tensors: list[Tensor] = []
     for i in range(n_tensors):
         t = sub.Tensors(i)
-        name = (t.Name() or b"").decode("utf-8", "replace")
+        raw_name = t.Name() or b""
+        name = raw_name.decode("utf-8", "replace")
         rank = t.ShapeLength()
         if rank > MAX_RANK:
             raise ModelFormatError(f"tensor {i} ({name!r}) has rank {rank}; at most {MAX_RANK} is supported")
+        charge(len(raw_name) + 4 * rank, f"tensor {i}")
         shape = tuple(int(d) for d in (t.ShapeAsNumpy() if rank else ()))
         if any(d < 0 for d in shape):
             # -1 marks a dynamic dimension; TFLite resolves it to 1 for batch.
@@ -376,6 +394,8 @@ def _parse(raw: bytes) -> Graph:
             raise ModelFormatError(f"corrupt model: tensor {i} ({name!r}) has unknown type code {type_code}")
         dtype = _DTYPES.get(type_code)
         quant = _read_quantization(t, shape, file_size, f"tensor {i} ({name!r})")
+        if quant is not None:
+            charge(quant.scale.nbytes, f"tensor {i} ({name!r}) quantization")
         data_raw = _buffer_view(model, view, int(t.Buffer()), file_size)
         if quant is not None:
             _check_quantization(quant, dtype, data_raw is not None, f"tensor {i} ({name!r})")
@@ -406,6 +426,7 @@ def _parse(raw: bytes) -> Graph:
 
     def _indices(arr_len: int, getter: Any, what: str, allow_missing: bool) -> tuple[int, ...]:
         _check_vector_length(arr_len, 4, file_size, what)
+        charge(4 * arr_len, what)
         out = tuple(int(getter(j)) for j in range(arr_len))
         for idx in out:
             if idx == -1 and allow_missing:
@@ -432,6 +453,8 @@ def _parse(raw: bytes) -> Graph:
         name, version = opcodes[code_index]
         op_inputs = _indices(op.InputsLength(), op.Inputs, f"operator {i} ({name}) inputs", True)
         op_outputs = _indices(op.OutputsLength(), op.Outputs, f"operator {i} ({name}) outputs", False)
+        options = _read_options(op, file_size)
+        charge(4 * sum(len(v) for v in options.values() if isinstance(v, list)), f"operator {i} ({name}) options")
         operators.append(
             Operator(
                 index=i,
@@ -439,7 +462,7 @@ def _parse(raw: bytes) -> Graph:
                 version=version,
                 inputs=op_inputs,
                 outputs=op_outputs,
-                options=_read_options(op, file_size),
+                options=options,
             )
         )
 

@@ -24,6 +24,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 
 import runtime
 from runtime.errors import ModelFormatError, UnsupportedModelError
+from runtime.graph import parse_model
 
 FLOAT32, INT32, INT8 = 0, 2, 9  # tflite TensorType codes
 
@@ -381,6 +382,56 @@ def test_absurd_scales_in_the_planner():
         np.testing.assert_array_equal(load(data).run([x])[0], [[-128, -128, -128]])
     if find_spec("ai_edge_litert") is not None:  # (TFLite refuses huge_w: its bias scale check)
         np.testing.assert_array_equal(run_reference(reference_interpreter(tiny_out), [x])[0], [[-128, -128, -128]])
+
+
+def _shared_quantization_model(n_tensors: int, n_scales: int) -> bytes:
+    """n_tensors tensors whose quantization is one table of n_scales scales.
+
+    The flatbuffer format allows tables to share data; a hostile file uses
+    that to make each of many tensors "own" one long vector.
+    """
+    b = flatbuffers.Builder(1024)
+    tflite.BufferStart(b)
+    empty = tflite.BufferEnd(b)
+    scale, zp = _vector(b, [0.5] * n_scales, "f"), _vector(b, [0] * n_scales, "q")
+    tflite.QuantizationParametersStart(b)
+    tflite.QuantizationParametersAddScale(b, scale)
+    tflite.QuantizationParametersAddZeroPoint(b, zp)
+    quant = tflite.QuantizationParametersEnd(b)
+    shape = _vector(b, [n_scales], "i")
+    tensors = []
+    for _ in range(n_tensors):
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shape)
+        tflite.TensorAddType(b, INT8)
+        tflite.TensorAddQuantization(b, quant)
+        tensors.append(tflite.TensorEnd(b))
+    tensor_vec = _tables(b, tflite.SubGraphStartTensorsVector, tensors)
+    io = _vector(b, [0], "i")
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, tensor_vec)
+    tflite.SubGraphAddInputs(b, io)
+    tflite.SubGraphAddOutputs(b, io)
+    subgraphs = _tables(b, tflite.ModelStartSubgraphsVector, [tflite.SubGraphEnd(b)])
+    buffers = _tables(b, tflite.ModelStartBuffersVector, [empty])
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddSubgraphs(b, subgraphs)
+    tflite.ModelAddBuffers(b, buffers)
+    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_tables_sharing_one_vector_do_not_multiply_memory():
+    # 2,000 tensors x 20,000 scales: a 280 KB file that asked the parser for
+    # ~500 MB of copies before it counted the bytes it reads.
+    data = _shared_quantization_model(2000, 20000)
+    assert len(data) < 300_000
+    with pytest.raises(ModelFormatError, match=r"tensor \d+ \(''\) quantization reuses bytes other tables hold"):
+        parse_model(data)
+    # A little sharing (what a deduplicating writer may do) is fine.
+    graph = parse_model(_shared_quantization_model(3, 20000))
+    assert [t.quant.scale.size for t in graph.tensors] == [20000] * 3
 
 
 # ---------------------------------------------------- edits of real models
