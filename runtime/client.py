@@ -117,6 +117,36 @@ class FdPort:
         self.is_open = False
 
 
+class CrossedPort:
+    """One end of an in-process serial link: reads one pyserial port, writes
+    another.  See loop_pair()."""
+
+    def __init__(self, rx: Any, tx: Any):
+        self.rx, self.tx = rx, tx
+
+    @property
+    def in_waiting(self) -> int:
+        return int(self.rx.in_waiting)
+
+    def read(self, size: int = 1) -> bytes:
+        return bytes(self.rx.read(size))
+
+    def write(self, data: bytes) -> int:
+        return int(self.tx.write(data))
+
+    def close(self) -> None:
+        """Both loops stay open: the other end may still use them."""
+
+
+def loop_pair(timeout: float = POLL) -> tuple[CrossedPort, CrossedPort]:
+    """Two connected ends of an in-process serial line made of two pyserial
+    loop:// ports (a single loop:// echoes a port's writes back to itself),
+    for testing a server and a client without hardware."""
+    a = serial.serial_for_url("loop://", timeout=timeout)
+    b = serial.serial_for_url("loop://", timeout=timeout)
+    return CrossedPort(a, b), CrossedPort(b, a)
+
+
 def _to_tensor(desc: sp.TensorDesc, value: Any) -> np.ndarray:
     """An input value -> the tensor's dtype and shape, as Model.run would
     take it: integer data of the right type is raw, floats are quantized."""
