@@ -20,12 +20,13 @@ element count of a MAC layer is therefore not charged again.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -210,9 +211,10 @@ class Board:
 
 
 class _Reader:
-    def __init__(self, path: Path, table: dict[str, Any], prefix: str = ""):
+    def __init__(self, path: Path, table: dict[str, Any], expected: tuple[str, ...], prefix: str = ""):
         self.path = path
         self.table = table
+        self.expected = expected  # every key this table may have, for typo hints
         self.prefix = prefix
         self.seen: set[str] = set()
 
@@ -225,7 +227,11 @@ class _Reader:
     def _get(self, key: str) -> Any:
         self.seen.add(key)
         if key not in self.table:
-            raise self.fail(key, "missing required key")
+            # "ram_byte = ..." should point at the typo, not only at the missing "ram_bytes"
+            unknown = [k for k in self.table if k not in self.expected]
+            close = difflib.get_close_matches(key, unknown, n=1)
+            hint = f" (is {self._key(close[0])!r} a misspelling?)" if close else ""
+            raise self.fail(key, f"missing required key{hint}")
         return self.table[key]
 
     def string(self, key: str, allow_empty: bool = False) -> str:
@@ -267,16 +273,16 @@ class _Reader:
             raise self.fail(key, f"must not be negative, got {value:g}")
         return value
 
-    def table_of(self, key: str) -> _Reader:
+    def table_of(self, key: str, expected: tuple[str, ...]) -> _Reader:
         value = self._get(key)
         if not isinstance(value, dict):
             raise self.fail(key, f"expected a table [{self._key(key)}], got {_describe(value)}")
-        return _Reader(self.path, value, f"{self._key(key)}.")
+        return _Reader(self.path, value, expected, f"{self._key(key)}.")
 
     def no_unknown_keys(self) -> None:
         extra = sorted(set(self.table) - self.seen)
         if extra:
-            raise self.fail(extra[0], f"unknown key (allowed here: {', '.join(sorted(self.seen))})")
+            raise self.fail(extra[0], f"unknown key (allowed here: {', '.join(sorted(self.expected))})")
 
 
 def _describe(value: Any) -> str:
@@ -307,8 +313,13 @@ def _parse_toml(path: Path) -> dict[str, Any]:
         raise BoardProfileError(path, None, f"malformed TOML: {detail}") from exc
 
 
+_TOP_KEYS = tuple(f.name for f in fields(Board) if f.name != "path")
+_CYCLE_KEYS = tuple(f.name for f in fields(CycleModel))
+_EMULATION_KEYS = tuple(f.name for f in fields(Emulation))
+
+
 def _build(path: Path, data: dict[str, Any]) -> Board:
-    top = _Reader(path, data)
+    top = _Reader(path, data, _TOP_KEYS)
     name = top.string("name")
     if name != path.stem:
         raise top.fail("name", f"{name!r} must equal the file name stem {path.stem!r}")
@@ -348,7 +359,7 @@ def _build(path: Path, data: dict[str, Any]) -> Board:
         raise top.fail("flash_reserved_bytes", f"{flash_reserved} must be less than flash_bytes ({flash_bytes})")
     latency_budget_ms = top.number("latency_budget_ms")
 
-    cm = top.table_of("cycle_model")
+    cm = top.table_of("cycle_model", _CYCLE_KEYS)
     cycle_model = CycleModel(
         source=cm.string("source"),
         conv_cycles_per_mac=cm.number("conv_cycles_per_mac"),
@@ -360,7 +371,7 @@ def _build(path: Path, data: dict[str, Any]) -> Board:
     )
     cm.no_unknown_keys()
 
-    em = top.table_of("emulation")
+    em = top.table_of("emulation", _EMULATION_KEYS)
     target = em.choice("target", EMULATION_TARGETS, "emulation target")
     machine = em.string("machine", allow_empty=True)
     cpu = em.string("cpu", allow_empty=True)
