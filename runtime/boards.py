@@ -206,8 +206,8 @@ class Board:
 
 
 # --------------------------------------------------------------------------
-# Schema checks.  Each helper takes the table it reads from, the key, the
-# dotted prefix for messages, and the file path, and raises on the first fault.
+# Schema checks.  A _Reader wraps one TOML table; its typed getters raise
+# BoardProfileError on the first fault, with the key in dotted form.
 
 
 class _Reader:
@@ -216,7 +216,6 @@ class _Reader:
         self.table = table
         self.expected = expected  # every key this table may have, for typo hints
         self.prefix = prefix
-        self.seen: set[str] = set()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
@@ -224,8 +223,7 @@ class _Reader:
     def fail(self, key: str, problem: str) -> BoardProfileError:
         return BoardProfileError(self.path, self._key(key), problem)
 
-    def _get(self, key: str) -> Any:
-        self.seen.add(key)
+    def get(self, key: str) -> Any:
         if key not in self.table:
             # "ram_byte = ..." should point at the typo, not only at the missing "ram_bytes"
             unknown = [k for k in self.table if k not in self.expected]
@@ -235,7 +233,7 @@ class _Reader:
         return self.table[key]
 
     def string(self, key: str, allow_empty: bool = False) -> str:
-        value = self._get(key)
+        value = self.get(key)
         if not isinstance(value, str):
             raise self.fail(key, f"expected a string, got {_describe(value)}")
         if not allow_empty and not value.strip():
@@ -250,7 +248,7 @@ class _Reader:
         return value
 
     def integer(self, key: str, minimum: int) -> int:
-        value = self._get(key)
+        value = self.get(key)
         # TOML booleans arrive as Python bool, a subclass of int: reject them.
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"expected an integer, got {_describe(value)}")
@@ -260,7 +258,7 @@ class _Reader:
         return value
 
     def number(self, key: str, positive: bool = True) -> float:
-        value = self._get(key)
+        value = self.get(key)
         # An integer is accepted where a float is expected ("cpi = 1" is fine).
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_describe(value)}")
@@ -274,13 +272,13 @@ class _Reader:
         return value
 
     def table_of(self, key: str, expected: tuple[str, ...]) -> _Reader:
-        value = self._get(key)
+        value = self.get(key)
         if not isinstance(value, dict):
             raise self.fail(key, f"expected a table [{self._key(key)}], got {_describe(value)}")
         return _Reader(self.path, value, expected, f"{self._key(key)}.")
 
     def no_unknown_keys(self) -> None:
-        extra = sorted(set(self.table) - self.seen)
+        extra = sorted(set(self.table) - set(self.expected))
         if extra:
             raise self.fail(extra[0], f"unknown key (allowed here: {', '.join(sorted(self.expected))})")
 
@@ -333,7 +331,7 @@ def _build(path: Path, data: dict[str, Any]) -> Board:
         raise top.fail("core", f"{core!r} is not a {kind} core; a {kind} board has one of {allowed}")
     cores = top.integer("cores", 1)
 
-    features = top._get("isa_features")
+    features = top.get("isa_features")
     if not isinstance(features, list):
         raise top.fail("isa_features", f"expected an array of strings, got {_describe(features)}")
     for item in features:
