@@ -8,8 +8,8 @@ accept and reject exactly the same things.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Model(abc.ABC):
         arrays = self.prepare_inputs(inputs)
         outputs = self._run(arrays)
         if dequantize:
-            outputs = [info.dequantize(o) for info, o in zip(self.outputs, outputs)]
+            outputs = [info.dequantize(o) for info, o in zip(self.outputs, outputs, strict=True)]
         return outputs
 
     @abc.abstractmethod
@@ -95,7 +95,7 @@ class Model(abc.ABC):
             raise ValueError(f"inputs must be an array, a list of arrays or a dict, got {type(inputs).__name__}")
         if len(given) != len(self.inputs):
             raise ValueError(f"the model takes {len(self.inputs)} input(s), got {len(given)}")
-        return [self._check_one(info, value) for info, value in zip(self.inputs, given)]
+        return [self._check_one(info, value) for info, value in zip(self.inputs, given, strict=True)]
 
     @staticmethod
     def _check_one(info: TensorInfo, value: object) -> np.ndarray:

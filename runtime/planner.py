@@ -25,7 +25,7 @@ class Buffer:
     last: int  # last step that needs it
     offset: int = -1
 
-    def overlaps_in_time(self, other: "Buffer") -> bool:
+    def overlaps_in_time(self, other: Buffer) -> bool:
         return self.first <= other.last and other.first <= self.last
 
 

@@ -37,7 +37,7 @@ def reference_interpreter(path_or_bytes, resolver: str = "reference"):
 
 
 def run_reference(it, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    for detail, x in zip(it.get_input_details(), inputs):
+    for detail, x in zip(it.get_input_details(), inputs, strict=True):
         it.set_tensor(detail["index"], x)
     it.invoke()
     return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]

@@ -30,7 +30,7 @@ def test_bit_exact_against_builtin_ref(name, kernel_isa):
         ours = model.run(inputs)
         theirs = run_reference(ref, inputs)
         assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
+        for a, b in zip(ours, theirs, strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(a, b)
 

@@ -38,7 +38,7 @@ def test_vectorised_multipliers_equal_scalar():
     reals = np.concatenate([reals, [0.0, 0.5, 1.0, 2.0**-32, 1 - 2.0**-40]])
     mult, shift = quantize_multipliers(reals)
     expected = [quantize_multiplier(float(r)) for r in reals]
-    assert [(int(m), int(s)) for m, s in zip(mult, shift)] == expected
+    assert [(int(m), int(s)) for m, s in zip(mult, shift, strict=True)] == expected
 
 
 def test_activation_ranges():

@@ -38,6 +38,7 @@ class CModel(Model):
         # The arena: aligned so that every planned offset keeps 16-byte alignment.
         raw = np.zeros(self.plan.arena_bytes + ARENA_ALIGNMENT, dtype=np.uint8)
         start = (-raw.ctypes.data) % ARENA_ALIGNMENT
+        self._arena_raw = raw  # the bytes around the arena stay untouched (tested)
         self._arena = raw[start : start + self.plan.arena_bytes]
         self._arena_ptr = ffi.cast("uint8_t *", ffi.from_buffer(self._arena))
         self._failed = ffi.new("int32_t *")
@@ -57,7 +58,7 @@ class CModel(Model):
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         with self._lock:
-            for view, arr in zip(self._in_views, arrays):
+            for view, arr in zip(self._in_views, arrays, strict=True):
                 view[...] = arr
             status = lib.trt_run_plan(self.plan.c_plan, self._arena_ptr, self._failed)
             if status != lib.TRT_OK:

@@ -74,7 +74,7 @@ class TFLiteModel(Model):
         self.resolver = resolver
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        for detail, arr in zip(self._in, arrays):
+        for detail, arr in zip(self._in, arrays, strict=True):
             self.interpreter.set_tensor(detail["index"], arr)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(d["index"]).copy() for d in self._out]

@@ -8,8 +8,9 @@ planner accepts cannot make a kernel read or write out of bounds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

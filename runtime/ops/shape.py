@@ -34,7 +34,7 @@ def build_pad(ctx: OpContext) -> Step:
     pads = pads.reshape(rank, 2)
     if np.any(pads < 0):
         raise ctx.unsupported("negative paddings are not supported")
-    expected = tuple(int(d + a + b) for d, (a, b) in zip(x.shape, pads))
+    expected = tuple(int(d + a + b) for d, (a, b) in zip(x.shape, pads, strict=True))
     if expected != tuple(y.shape):
         raise ctx.unsupported(f"output shape {list(y.shape)} disagrees with the padded {list(expected)}")
     pad_value = 0
