@@ -49,3 +49,22 @@ def test_readme_python_example_runs():
         os.chdir(cwd)
     assert namespace["scores"].dtype.name == "int8" and namespace["scores"].shape == (1, 12)
     assert namespace["probs"].dtype.name == "float32"
+
+
+def test_every_other_readme_command_runs():
+    """Each one-line `python -m runtime.<tool> ...` block in the README works as shown."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    commands = [b.strip() for b in _bash_blocks() if b.strip().startswith("python -m runtime.") and "\n" not in b.strip()]
+    assert commands, "the README shows tool commands"
+    for cmd in commands:
+        out = subprocess.run(cmd.split(), cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode in (0, 1), (cmd, out.stderr)  # 1 = "does not fit", still a valid report
+        assert out.stdout.strip(), cmd
+
+
+def test_readme_fit_report_is_current():
+    """The example report in the README is what validate prints today."""
+    cmd = next(b.strip() for b in _bash_blocks() if b.strip().startswith("python -m runtime.validate"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(cmd.split(), cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert out.stdout.strip() in README
