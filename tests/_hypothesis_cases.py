@@ -194,20 +194,36 @@ def int_array(rng: np.random.Generator, shape: tuple[int, ...], fill: str, dtype
     return rng.integers(info.min, info.max + 1, size=shape, dtype=dtype)
 
 
-def log_uniform(draw: Any, lo_exp: float, hi_exp: float) -> float:
-    """A float32 scale 10**e with e drawn uniformly in [lo_exp, hi_exp]."""
+def snap(value: float, pow2: bool) -> float:
+    """value, or the nearest power of two when pow2: scales that are all powers
+    of two make every rescale an exact power of two, so products land exactly
+    half-way between integers and each rounding rule (half away from zero,
+    half up, truncation) is exercised rather than almost never hit."""
+    return spec.f32(2.0 ** round(math.log2(value)) if pow2 else value)
+
+
+def log_uniform(draw: Any, lo_exp: float, hi_exp: float, pow2: bool = False) -> float:
+    """A float32 scale 10**e with e drawn uniformly in [lo_exp, hi_exp] (snapped if pow2)."""
     e = draw(st.floats(lo_exp, hi_exp, allow_nan=False, allow_infinity=False))
-    return spec.f32(10.0**e)
+    return snap(10.0**e, pow2)
 
 
-def channel_scales(draw: Any, rng: np.random.Generator, channels: int) -> np.ndarray:
+def pow2_mode(draw: Any) -> bool:
+    """One example in four quantizes everything with powers of two (see snap)."""
+    return draw(st.integers(0, 3)) == 0
+
+
+def channel_scales(draw: Any, rng: np.random.Generator, channels: int, pow2: bool = False) -> np.ndarray:
     """Weight scales: one per tensor, or one per channel spread over up to
     `spread` decades around a base (orders of magnitude apart)."""
-    base = log_uniform(draw, -4, -1)
+    base = log_uniform(draw, -4, -1, pow2)
     if not draw(st.booleans()):
         return np.array([base], dtype=np.float32)
     spread = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
-    return (base * 10.0 ** rng.uniform(-spread, spread, size=channels)).astype(np.float32)
+    scales = base * 10.0 ** rng.uniform(-spread, spread, size=channels)
+    if pow2:
+        scales = 2.0 ** np.round(np.log2(scales))
+    return scales.astype(np.float32)
 
 
 def bias_values(
@@ -222,11 +238,11 @@ def bias_values(
     return rng.integers(-int(bound), int(bound) + 1, size=channels).astype(np.int32)
 
 
-def output_scale_for(draw: Any, acc_spread: float) -> float:
+def output_scale_for(draw: Any, acc_spread: float, pow2: bool = False) -> float:
     """An output scale that maps an accumulator spread (in real units) onto
     roughly the int8 range, times 2**[-3, 3]: some examples saturate, some
     use a few levels only, most use the range."""
-    return spec.f32(acc_spread / 128.0 * 2.0 ** draw(st.floats(-3, 3)))
+    return snap(acc_spread / 128.0 * 2.0 ** draw(st.floats(-3, 3)), pow2)
 
 
 def tie_scale(draw: Any, scale: float, activation: int) -> float:
@@ -271,6 +287,7 @@ def _geometry(draw: Any, kernel: tuple[int, int], budget: int) -> dict[str, Any]
 def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
     """bias_required: TFLite's CONV_2D refuses a missing bias; tinyrt accepts it."""
     rng = _seed(draw)
+    pow2 = pow2_mode(draw)
     batch = draw(st.integers(1, 2))
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
@@ -282,12 +299,12 @@ def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
     budget = max(1, int(math.sqrt(2_000_000 / macs_per_pixel)))
     geo = _geometry(draw, kernel, budget)
     h, w = geo["hw"]
-    in_s, in_zp = log_uniform(draw, -3, 1), draw(st.integers(-128, 127))
-    w_scales = channel_scales(draw, rng, out_c)
+    in_s, in_zp = log_uniform(draw, -3, 1, pow2), draw(st.integers(-128, 127))
+    w_scales = channel_scales(draw, rng, out_c, pow2)
     taps = kernel[0] * kernel[1] * fc
     spread = acc_spread(in_s, w_scales, taps)
     bias = bias_values(draw, rng, out_c, spread / (in_s * float(np.median(w_scales))), bias_required)
-    out_s, out_zp = output_scale_for(draw, spread), draw(st.integers(-128, 127))
+    out_s, out_zp = output_scale_for(draw, spread, pow2), draw(st.integers(-128, 127))
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
     x = int_array(rng, (batch, h, w, in_c), draw(st.sampled_from(FILLS)))
@@ -321,6 +338,7 @@ def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
 @st.composite
 def depthwise_cases(draw: Any) -> OpCase:
     rng = _seed(draw)
+    pow2 = pow2_mode(draw)
     batch = draw(st.integers(1, 2))
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     multiplier = draw(st.sampled_from([1, 1, 1, 2, 3, 4]))
@@ -329,12 +347,12 @@ def depthwise_cases(draw: Any) -> OpCase:
     budget = max(1, int(math.sqrt(2_000_000 / (kernel[0] * kernel[1] * out_c * batch))))
     geo = _geometry(draw, kernel, min(budget, 16))
     h, w = geo["hw"]
-    in_s, in_zp = log_uniform(draw, -3, 1), draw(st.integers(-128, 127))
-    w_scales = channel_scales(draw, rng, out_c)
+    in_s, in_zp = log_uniform(draw, -3, 1, pow2), draw(st.integers(-128, 127))
+    w_scales = channel_scales(draw, rng, out_c, pow2)
     taps = kernel[0] * kernel[1]
     spread = acc_spread(in_s, w_scales, taps)
     bias = bias_values(draw, rng, out_c, spread / (in_s * float(np.median(w_scales))))
-    out_s, out_zp = output_scale_for(draw, spread), draw(st.integers(-128, 127))
+    out_s, out_zp = output_scale_for(draw, spread, pow2), draw(st.integers(-128, 127))
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
     x = int_array(rng, (batch, h, w, in_c), draw(st.sampled_from(FILLS)))
@@ -368,11 +386,12 @@ def depthwise_cases(draw: Any) -> OpCase:
 @st.composite
 def fully_connected_cases(draw: Any, fixed_point: bool | None = None) -> OpCase:
     rng = _seed(draw)
+    pow2 = pow2_mode(draw)
     if fixed_point is None:
         fixed_point = draw(st.booleans())
     batch = draw(st.integers(1, 2))
     n_out = draw(st.integers(1, MAX_CHANNELS))
-    layout = draw(st.sampled_from(["2d", "4d", "flatten"]))
+    layout = draw(st.sampled_from(["2d", "4d", "keep_num_dims", "flatten"]))
     if layout == "flatten":  # e.g. [1, H, W, C] read as one row of H*W*C
         hwc = (draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 12)))
         in_shape: tuple[int, ...] = (1, *hwc)
@@ -381,12 +400,13 @@ def fully_connected_cases(draw: Any, fixed_point: bool | None = None) -> OpCase:
     else:
         k = draw(st.integers(1, 300))
         in_shape = (batch, k) if layout == "2d" else (batch, 1, 1, k)
-        out_shape = (batch, n_out)
-    in_s, in_zp = log_uniform(draw, -3, 1), draw(st.integers(-128, 127))
-    w_scales = channel_scales(draw, rng, n_out)
+        # keep_num_dims: the output keeps the input's leading dimensions.
+        out_shape = (batch, 1, 1, n_out) if layout == "keep_num_dims" else (batch, n_out)
+    in_s, in_zp = log_uniform(draw, -3, 1, pow2), draw(st.integers(-128, 127))
+    w_scales = channel_scales(draw, rng, n_out, pow2)
     spread = acc_spread(in_s, w_scales, k)
     bias = bias_values(draw, rng, n_out, spread / (in_s * float(np.median(w_scales))))
-    out_s, out_zp = output_scale_for(draw, spread), draw(st.integers(-128, 127))
+    out_s, out_zp = output_scale_for(draw, spread, pow2), draw(st.integers(-128, 127))
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
     x = int_array(rng, in_shape, draw(st.sampled_from(FILLS)))
@@ -402,7 +422,10 @@ def fully_connected_cases(draw: Any, fixed_point: bool | None = None) -> OpCase:
     if bias is not None:
         ins.append(g.tensor((n_out,), np.int32, (in_s * w_scales).astype(np.float32), 0, data=bias))
     t_y = g.tensor(out_shape, np.int8, out_s, out_zp)
-    g.op("FULLY_CONNECTED", ins, [t_y], fused_activation_function=act, weights_format=0, keep_num_dims=False)
+    g.op(
+        "FULLY_CONNECTED", ins, [t_y],
+        fused_activation_function=act, weights_format=0, keep_num_dims=layout == "keep_num_dims",
+    )  # fmt: skip
     summary = (
         f"FULLY_CONNECTED x{list(in_shape)} w{list(weights.shape)} fixed_point={fixed_point} "
         f"in=({in_s:.3g},{in_zp}) w_scales={w_scales.size} out=({out_s:.3g},{out_zp}) act={act} "
@@ -465,14 +488,15 @@ def broadcast_shapes(draw: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple
 @st.composite
 def binary_cases(draw: Any, opcode: str) -> OpCase:
     rng = _seed(draw)
+    pow2 = pow2_mode(draw)
     a_shape, b_shape, out_shape = draw(broadcast_shapes())
-    s1 = log_uniform(draw, -3, 1)
-    s2 = spec.f32(s1 * 10.0 ** draw(st.floats(-2, 2)))
+    s1 = log_uniform(draw, -3, 1, pow2)
+    s2 = snap(s1 * 10.0 ** draw(st.floats(-2, 2)), pow2)
     z1, z2 = draw(st.integers(-128, 127)), draw(st.integers(-128, 127))
     if opcode == "ADD":
-        out_s = spec.f32(max(s1, s2) * 2.0 ** draw(st.floats(-3, 4)))
+        out_s = snap(max(s1, s2) * 2.0 ** draw(st.floats(-3, 4)), pow2)
     else:
-        out_s = spec.f32(s1 * s2 * 128 * 2.0 ** draw(st.floats(-4, 4)))
+        out_s = snap(s1 * s2 * 128 * 2.0 ** draw(st.floats(-4, 4)), pow2)
     out_zp = draw(st.integers(-128, 127))
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
@@ -588,10 +612,11 @@ def reshape_cases(draw: Any) -> OpCase:
 @st.composite
 def quantize_cases(draw: Any) -> OpCase:
     rng = _seed(draw)
+    pow2 = pow2_mode(draw)
     shape = tuple(draw(st.integers(1, 8)) for _ in range(draw(st.integers(1, 4))))
     out_dtype = draw(st.sampled_from([np.int8, np.uint8]))
     out_info = np.iinfo(out_dtype)
-    out_s = log_uniform(draw, -3, 1)
+    out_s = log_uniform(draw, -3, 1, pow2)
     out_zp = draw(st.integers(int(out_info.min), int(out_info.max)))
     source = draw(st.sampled_from(["float32", "float32", "int8", "uint8"]))
     g = GraphBuilder()
@@ -608,7 +633,7 @@ def quantize_cases(draw: Any) -> OpCase:
     else:
         in_dtype = np.int8 if source == "int8" else np.uint8
         in_info = np.iinfo(in_dtype)
-        in_s = spec.f32(out_s * 10.0 ** draw(st.floats(-2, 2)))
+        in_s = snap(out_s * 10.0 ** draw(st.floats(-2, 2)), pow2)
         in_zp = draw(st.integers(int(in_info.min), int(in_info.max)))
         if draw(st.integers(0, 3)) == 0:  # the same scale: TFLite's exact shift-by-128 case
             in_s = out_s

@@ -147,19 +147,19 @@ def test_spec_conv_padding_matches_definition() -> None:
 # ------------------------------------------------------ exact: the kernels --
 
 
-@exact_settings(150)
+@exact_settings(300)
 @given(case=conv2d_cases())
 def test_conv2d_exact(case: OpCase) -> None:
     assert_matches(case, run_c(case))
 
 
-@exact_settings(150)
+@exact_settings(300)
 @given(case=depthwise_cases())
 def test_depthwise_conv2d_exact(case: OpCase) -> None:
     assert_matches(case, run_c(case))
 
 
-@exact_settings(150)
+@exact_settings(200)
 @given(case=fully_connected_cases(fixed_point=False))
 def test_fully_connected_reference_double_rescale_exact(case: OpCase) -> None:
     """TFLite's reference kernel: the rescale in double precision."""
