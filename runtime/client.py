@@ -174,8 +174,14 @@ class Client:
     again up to `retries` times, each time with a new sequence number so a
     late answer to the old one is recognised and dropped."""
 
-    def __init__(self, port: str | Any, baud: int = 115200, timeout: float = 2.0, retries: int = 2,
-                 max_frame: int = sp.PROTOCOL_MAX_FRAME):
+    def __init__(
+        self,
+        port: str | Any,
+        baud: int = 115200,
+        timeout: float = 2.0,
+        retries: int = 2,
+        max_frame: int = sp.PROTOCOL_MAX_FRAME,
+    ):
         if isinstance(port, str):
             port = serial.serial_for_url(port, baudrate=baud, timeout=POLL, write_timeout=max(10.0, timeout))
         self.port = port
@@ -441,8 +447,9 @@ def batch_inputs(info: sp.ServerInfo, data: np.ndarray | dict[str, np.ndarray]) 
     if first.size % d0.size == 0:
         n = first.size // d0.size
         return [[np.asarray(a).reshape(n, -1)[i] for a in arrays] for i in range(n)], True
-    raise ValueError(f"input {d0.name!r} needs {d0.size} values (shape {list(d0.shape)}) or a batch of them, "
-                     f"got {first.size}")
+    raise ValueError(
+        f"input {d0.name!r} needs {d0.size} values (shape {list(d0.shape)}) or a batch of them, got {first.size}"
+    )
 
 
 def _describe(desc: sp.TensorDesc, raw: np.ndarray) -> str:
@@ -458,8 +465,9 @@ def _describe(desc: sp.TensorDesc, raw: np.ndarray) -> str:
         return f"{desc.name}: {np.array2string(real, separator=' ')}"
 
 
-def _write_outputs(path: Path, info: sp.ServerInfo, results: list[list[np.ndarray]], batch: bool,
-                   dequantize: bool) -> None:
+def _write_outputs(
+    path: Path, info: sp.ServerInfo, results: list[list[np.ndarray]], batch: bool, dequantize: bool
+) -> None:
     def value(desc: sp.TensorDesc, a: np.ndarray) -> np.ndarray:
         if dequantize and desc.quantized:
             return (desc.scale * (a.astype(np.float64) - desc.zero_point)).astype(np.float32)
@@ -473,11 +481,19 @@ def _write_outputs(path: Path, info: sp.ServerInfo, results: list[list[np.ndarra
     elif suffix == ".npz":
         np.savez(path, **{d.name: v for d, v in zip(info.outputs, stacked, strict=True)})
     elif suffix == ".json":
-        doc = {"outputs": [
-            {"name": d.name, "shape": list(v.shape), "dtype": str(v.dtype), "scale": d.scale,
-             "zero_point": d.zero_point, "values": v.tolist()}
-            for d, v in zip(info.outputs, stacked, strict=True)
-        ]}
+        doc = {
+            "outputs": [
+                {
+                    "name": d.name,
+                    "shape": list(v.shape),
+                    "dtype": str(v.dtype),
+                    "scale": d.scale,
+                    "zero_point": d.zero_point,
+                    "values": v.tolist(),
+                }
+                for d, v in zip(info.outputs, stacked, strict=True)
+            ]
+        }
         path.write_text(json.dumps(doc))
     else:
         raise ValueError(f"unknown output format {suffix!r}: use .npy, .npz or .json")
@@ -486,9 +502,12 @@ def _write_outputs(path: Path, info: sp.ServerInfo, results: list[list[np.ndarra
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.client", description=__doc__.splitlines()[0])
     p.add_argument("port", help="device path or pyserial URL (socket://host:port, rfc2217://...)")
-    p.add_argument("--input", required=True,
-                   help=".npy/.npz/.json/.csv: one input, or a batch along a leading axis (CSV: one row each); "
-                   "with --stream, the sample stream")
+    p.add_argument(
+        "--input",
+        required=True,
+        help=".npy/.npz/.json/.csv: one input, or a batch along a leading axis (CSV: one row each); "
+        "with --stream, the sample stream",
+    )
     p.add_argument("--output", help="write outputs to FILE.npy (first output), .npz or .json (stacked for a batch)")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply (default 2)")
@@ -531,9 +550,11 @@ def main(argv: list[str] | None = None) -> int:
                 stream = client.stream_results(n)
                 results = [r.outputs for r in stream]
                 for r in stream if not args.quiet else []:
-                    print(f"end sample {r.end_sample}: "
-                          + "; ".join(_describe(d, o) for d, o in zip(info.outputs, r.outputs, strict=True))
-                          + f"  ({r.infer_us / 1e3:.2f} ms)")
+                    print(
+                        f"end sample {r.end_sample}: "
+                        + "; ".join(_describe(d, o) for d, o in zip(info.outputs, r.outputs, strict=True))
+                        + f"  ({r.infer_us / 1e3:.2f} ms)"
+                    )
                 batch = True
             else:
                 sets, batch = batch_inputs(info, data)
@@ -541,8 +562,10 @@ def main(argv: list[str] | None = None) -> int:
                 for i, outs in enumerate(results if not args.quiet else []):
                     print(f"#{i}: " + "; ".join(_describe(d, o) for d, o in zip(info.outputs, outs, strict=True)))
             dt = time.perf_counter() - t0
-            print(f"{len(results)} inference(s) in {dt:.3f} s over {args.port}"
-                  + (f" ({client.frame_errors} frame errors seen)" if client.frame_errors else ""))
+            print(
+                f"{len(results)} inference(s) in {dt:.3f} s over {args.port}"
+                + (f" ({client.frame_errors} frame errors seen)" if client.frame_errors else "")
+            )
             if args.output and results:
                 _write_outputs(Path(args.output), info, results, batch, args.dequantize)
                 print(f"outputs written to {args.output}")

@@ -288,8 +288,11 @@ def to_tensor_values(desc: sp.TensorDesc, values: Any, raw: bool, what: str) -> 
         raise LineError("bad_value", f"{what}: values must be numbers (nested lists allowed)") from None
     if raw and desc.dtype.kind in "iu":
         lim = np.iinfo(desc.dtype)
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or arr.min(initial=0) < lim.min or (
-            arr.max(initial=0) > lim.max
+        if (
+            not np.all(np.isfinite(arr))
+            or np.any(arr != np.round(arr))
+            or arr.min(initial=0) < lim.min
+            or (arr.max(initial=0) > lim.max)
         ):
             raise LineError("bad_value", f"{what}: raw values must be integers in [{lim.min}, {lim.max}]")
         return arr.astype(desc.dtype)
@@ -316,30 +319,85 @@ class JsonlSession:
         self._t_line = 0.0
 
     def feed(self, data: bytes, now: float) -> None:
-        start, n = 0, len(data)
-        while start < n:
-            # \n, \r\n and a lone \r (what terminals send for Enter) end a line.
-            cut = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
-            end = min(cut) if cut else n
+        self._t_line = now
+        # \n, \r\n and a lone \r (what terminals send for Enter) end a line;
+        # the empty line between \r and \n is ignored like any blank line.
+        parts = data.replace(b"\r", b"\n").split(b"\n")
+        lines: list[bytes | None] = []  # None: a line that was too long
+        for i, part in enumerate(parts):
             if not self._discarding:
-                if len(self._buf) + end - start > self.max_line:
-                    self._discarding = True
+                if len(self._buf) + len(part) > self.max_line:
+                    self._discarding = True  # drop it up to its end: bounded memory
                     self._buf = bytearray()
                 else:
-                    self._buf += data[start:end]
-            if not cut:
-                break
-            self._t_line = now
+                    self._buf += part
+            if i == len(parts) - 1:
+                break  # no line end yet
             if self._discarding:
                 self._discarding = False
-                self._lines += 1
-                self._error(self._lines, "line_too_long", f"line longer than {self.max_line} bytes")
+                lines.append(None)
             elif self._buf.strip():
-                line, self._buf = bytes(self._buf), bytearray()
-                self._line(line)
+                lines.append(bytes(self._buf))
+            self._buf = bytearray()
+        self._handle_lines(lines)
+
+    def _handle_lines(self, lines: list[bytes | None]) -> None:
+        # Runs of plain sample lines ("0.25" or "1,2,3") are quantized and
+        # pushed together: one number per line must cost far less than the
+        # line's time on the wire, even on a small board.
+        batch: list[tuple[Any, list[float]]] = []
+        for line in lines:
+            values = self._plain_samples(line) if line is not None else None
+            if values is not None:
+                self._lines += 1
+                self.stats.frames += 1
+                batch.append((self._lines, values))
+                continue
+            self._flush_samples(batch)
+            batch = []
+            if line is None:
+                self._lines += 1
+                self.stats.frames += 1
+                self._error(self._lines, "line_too_long", f"line longer than {self.max_line} bytes")
             else:
-                self._buf = bytearray()
-            start = end + 1
+                self._line(line)
+        self._flush_samples(batch)
+
+    def _plain_samples(self, line: bytes) -> list[float] | None:
+        """A streaming line of plain numbers, or None for the general path
+        (which also reports whatever is wrong with the line)."""
+        stream = self.service.stream
+        text = line.strip()
+        if stream is None or text[:1] in (b"{", b"[", b"#"):
+            return None
+        try:
+            parts = text.decode("ascii").replace(";", ",").replace("\t", ",").split(",")
+            values = [float(p) for p in parts if p.strip()]  # what json.loads gives for a number
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not values or len(values) % stream.sample_values:
+            return None
+        return values
+
+    def _flush_samples(self, batch: list[tuple[Any, list[float]]]) -> None:
+        if not batch:
+            return
+        svc = self.service
+        assert svc.stream is not None
+        f = svc.stream.sample_values
+        # Quantization is element-wise, so quantizing the run at once equals
+        # quantizing line by line.
+        flat = to_tensor_values(svc.inputs[0], [v for _, vals in batch for v in vals], False, "samples")
+        ends = np.cumsum([len(vals) // f for _, vals in batch])
+        base = svc.stream.count
+        try:
+            for end, outs, us in svc.push_samples(flat):
+                # the line holding the window's last sample completed it
+                ident = batch[int(np.searchsorted(ends, end - base, side="left"))][0]
+                self._result(ident, outs, us, end_sample=end)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the server
+            log.exception("samples up to line %s failed", batch[-1][0])
+            self._error(batch[-1][0], "infer_failed", f"{type(exc).__name__}: {exc}")
 
     def tick(self, now: float) -> None:
         """Lines have no timeout: a person may type slowly."""
@@ -409,7 +467,7 @@ class JsonlSession:
                 )
             if doc["cmd"] == "ping":
                 return self._send({"type": "pong", "id": ident})
-            raise LineError("unknown_command", f"unknown cmd {doc['cmd']!r}; use \"hello\" or \"ping\"")
+            raise LineError("unknown_command", f'unknown cmd {doc["cmd"]!r}; use "hello" or "ping"')
         if "samples" in doc:
             return self._samples(doc["samples"], raw, ident)
         if "input" in doc:
@@ -422,7 +480,7 @@ class JsonlSession:
                     raise LineError("bad_size", f"inputs by name: expected {names}, got {sorted(given)}")
                 given = [given[n] for n in names]
             if not isinstance(given, list) or len(given) != len(svc.inputs):
-                raise LineError("bad_size", f"\"inputs\" needs {len(svc.inputs)} arrays, in input order or by name")
+                raise LineError("bad_size", f'"inputs" needs {len(svc.inputs)} arrays, in input order or by name')
             return self._infer(given, raw, ident)
         raise LineError("bad_line", 'an object needs "input", "inputs", "samples" or "cmd"')
 
@@ -440,7 +498,8 @@ class JsonlSession:
             arr = to_tensor_values(desc, values, raw, f"input {desc.name!r}")
             if arr.size != desc.size:
                 raise LineError(
-                    "bad_size", f"input {desc.name!r} needs {desc.size} values (shape {list(desc.shape)}), got {arr.size}"
+                    "bad_size",
+                    f"input {desc.name!r} needs {desc.size} values (shape {list(desc.shape)}), got {arr.size}",
                 )
             arrays.append(arr.reshape(desc.shape))
         outs, us = svc.infer(arrays)
@@ -541,8 +600,16 @@ class SerialServer:
                 session.tick(now)
 
 
-def make_session(model: Any, protocol: str, window: int = 0, hop: int = 0, max_frame: int | None = None,
-                 frame_timeout: float = 0.5, max_line: int | None = None, stats: Stats | None = None) -> Session:
+def make_session(
+    model: Any,
+    protocol: str,
+    window: int = 0,
+    hop: int = 0,
+    max_frame: int | None = None,
+    frame_timeout: float = 0.5,
+    max_line: int | None = None,
+    stats: Stats | None = None,
+) -> Session:
     """The protocol logic without a port: tests feed it bytes directly."""
     stats = stats or Stats()
     service = ModelService(model, stats, window, hop)
@@ -569,18 +636,43 @@ def open_serial(url: str, baud: int, write_timeout: float) -> Port:
 
 def add_serial_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("serial server (docs/serial-protocol.md)")
-    g.add_argument("--serial", metavar="PORT", help="serve the model on PORT: a device (/dev/ttyAMA0, /dev/ttyUSB0, "
-                   "/dev/pts/3) or a pyserial URL (socket://host:port, rfc2217://host:port, loop://)")
+    g.add_argument(
+        "--serial",
+        metavar="PORT",
+        help="serve the model on PORT: a device (/dev/ttyAMA0, /dev/ttyUSB0, "
+        "/dev/pts/3) or a pyserial URL (socket://host:port, rfc2217://host:port, loop://)",
+    )
     g.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200; ignored by USB-CDC and ptys)")
-    g.add_argument("--protocol", choices=["binary", "jsonl"], default="binary",
-                   help="binary COBS frames (firmware) or JSON lines (people, scripts); default binary")
-    g.add_argument("--window", type=int, default=0, metavar="N",
-                   help="streaming mode: input is a stream of samples; run on the last N samples")
-    g.add_argument("--hop", type=int, default=0, metavar="M", help="streaming mode: run every M new samples (default N)")
-    g.add_argument("--max-frame", type=int, default=0, metavar="BYTES",
-                   help="longest frame accepted, decoded (default: one INFER, at least 1024)")
-    g.add_argument("--frame-timeout", type=float, default=0.5, metavar="S",
-                   help="drop a frame whose bytes stop arriving for S seconds (default 0.5)")
+    g.add_argument(
+        "--protocol",
+        choices=["binary", "jsonl"],
+        default="binary",
+        help="binary COBS frames (firmware) or JSON lines (people, scripts); default binary",
+    )
+    g.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        metavar="N",
+        help="streaming mode: input is a stream of samples; run on the last N samples",
+    )
+    g.add_argument(
+        "--hop", type=int, default=0, metavar="M", help="streaming mode: run every M new samples (default N)"
+    )
+    g.add_argument(
+        "--max-frame",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="longest frame accepted, decoded (default: one INFER, at least 1024)",
+    )
+    g.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="drop a frame whose bytes stop arriving for S seconds (default 0.5)",
+    )
     g.add_argument("--verbose", "-v", action="store_true", help="log every bad frame")
 
 
@@ -599,8 +691,7 @@ def serve_from_args(model: Any, args: argparse.Namespace) -> int:
         print("error: --window, --hop, --baud and --frame-timeout must be positive", file=sys.stderr)
         return 2
     try:
-        session = make_session(model, args.protocol, args.window, args.hop, args.max_frame or None,
-                               args.frame_timeout)
+        session = make_session(model, args.protocol, args.window, args.hop, args.max_frame or None, args.frame_timeout)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -611,10 +702,20 @@ def serve_from_args(model: Any, args: argparse.Namespace) -> int:
     write_timeout = 1.0 + 3 * biggest * 10 / args.baud
     server = SerialServer(session, lambda: open_serial(args.serial, args.baud, write_timeout), args.serial)
     mode = f"streaming window {svc.stream.window} hop {svc.stream.hop}" if svc.stream else "one tensor per request"
-    limit = (f"max frame {session.max_frame} bytes" if isinstance(session, BinarySession)
-             else f"max line {session.max_line} bytes")
-    log.info("serving %s on %s at %d baud: %s protocol, %s, %s", args.model, args.serial, args.baud,
-             args.protocol, mode, limit)
+    limit = (
+        f"max frame {session.max_frame} bytes"
+        if isinstance(session, BinarySession)
+        else f"max line {session.max_line} bytes"
+    )
+    log.info(
+        "serving %s on %s at %d baud: %s protocol, %s, %s",
+        args.model,
+        args.serial,
+        args.baud,
+        args.protocol,
+        mode,
+        limit,
+    )
 
     stop = threading.Event()
 

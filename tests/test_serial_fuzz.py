@@ -107,7 +107,9 @@ def test_fuzz_undelimited_byte_soup_keeps_memory_bounded(ad01):
     out: list[bytes] = []
     session.send = out.append
     frames = [sp.encode_frame(sp.MsgType.PING, i, rng.bytes(int(rng.integers(0, 900)))) for i in range(50)]
-    soup = b"".join(mutate(rng, f) if rng.random() < 0.7 else rng.bytes(int(rng.integers(1, 3000))) for f in frames * 20)
+    soup = b"".join(
+        mutate(rng, f) if rng.random() < 0.7 else rng.bytes(int(rng.integers(1, 3000))) for f in frames * 20
+    )
     limit = 1024 + 1024 // 254 + 8
     for i in range(0, len(soup), 333):
         session.feed(soup[i : i + 333], 0.0)

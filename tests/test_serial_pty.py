@@ -182,9 +182,26 @@ def test_client_cli_over_two_ptys(kws, tmp_path):
             with server("kws_ref_model", s_srv, tmp_path) as srv:
                 time.sleep(0.2)  # the server flushes its input on open
                 out = subprocess.run(
-                    [sys.executable, "-m", "runtime.client", s_cli, "--input", str(tmp_path / "x.npy"),
-                     "--output", str(tmp_path / "y.npy"), "--timeout", "1", "--retries", "5", "--depth", "2"],
-                    cwd=ROOT, capture_output=True, text=True, timeout=60,
+                    [
+                        sys.executable,
+                        "-m",
+                        "runtime.client",
+                        s_cli,
+                        "--input",
+                        str(tmp_path / "x.npy"),
+                        "--output",
+                        str(tmp_path / "y.npy"),
+                        "--timeout",
+                        "1",
+                        "--retries",
+                        "5",
+                        "--depth",
+                        "2",
+                    ],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
                 )
                 assert out.returncode == 0, out.stderr
                 assert "3 inference(s)" in out.stdout

@@ -169,3 +169,32 @@ def test_jsonl_stream_one_number_per_line():
     assert ok["end_sample"] == 5
     assert ok["outputs"][0]["values"] == model.run([values[:640].reshape(1, 640)])[0].reshape(-1).tolist()
     assert err["code"] == "bad_size"
+
+
+class SumModel:
+    """A stand-in model whose output is the sum of its window: easy to check."""
+
+    inputs = [runtime.TensorInfo("x", (1, 4), np.dtype(np.int8), 0.5, 0)]
+    outputs = [runtime.TensorInfo("sum", (1, 1), np.dtype(np.int32), 0.0, 0)]
+
+    def run(self, arrays):
+        return [np.array([[int(arrays[0].astype(np.int32).sum())]], np.int32)]
+
+
+def test_jsonl_mixed_lines_in_one_read_keep_order_and_ids():
+    s = make_session(SumModel(), "jsonl", window=4, hop=1)
+    out: list[bytes] = []
+    s.send = out.append
+    s.feed(b'0.5\n1\r\n1.5\n2\noops\n2.5\n# note\n{"cmd":"ping"}\n\n3, 3.5\n[4]\n', time.monotonic())
+    replies = [json.loads(x) for x in b"".join(out).decode().splitlines()]
+    # values are quantized with scale 0.5: 0.5 -> 1, 1 -> 2, ... 4 -> 8
+    assert [(r["type"], r["id"], r.get("end_sample"), r.get("outputs", [{}])[0].get("values")) for r in replies] == [
+        ("result", 4, 4, [1 + 2 + 3 + 4]),
+        ("error", 5, None, None),
+        ("result", 6, 5, [2 + 3 + 4 + 5]),
+        ("pong", 7, None, None),
+        ("result", 8, 6, [3 + 4 + 5 + 6]),
+        ("result", 8, 7, [4 + 5 + 6 + 7]),
+        ("result", 9, 8, [5 + 6 + 7 + 8]),
+    ]
+    assert replies[1]["code"] == "bad_line"

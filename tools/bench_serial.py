@@ -83,8 +83,10 @@ def bench_one(model_path: Path, baud: int, frames: int, depth: int, seed: int) -
     model = runtime.load(model_path, backend="c")
     rng = np.random.default_rng(seed)
     inputs = [
-        [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, size=t.shape, dtype=t.dtype)
-         for t in model.inputs]
+        [
+            rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, size=t.shape, dtype=t.dtype)
+            for t in model.inputs
+        ]
         for _ in range(frames)
     ]
     expected = [model.run(x) for x in inputs]
@@ -99,17 +101,32 @@ def bench_one(model_path: Path, baud: int, frames: int, depth: int, seed: int) -
         relay.start()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     server = subprocess.Popen(
-        [sys.executable, "-m", "runtime.run", str(model_path), "--backend", "c", "--serial", srv_name,
-         "--baud", str(baud or 115200)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "runtime.run",
+            str(model_path),
+            "--backend",
+            "c",
+            "--serial",
+            srv_name,
+            "--baud",
+            str(baud or 115200),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         while "listening on" not in Path(log.name).read_text():
             if server.poll() is not None:
                 raise RuntimeError(f"server exited: {Path(log.name).read_text()}")
             time.sleep(0.05)
-        port = Client(cli_name, baud=baud, timeout=0.5, retries=30) if baud else Client(
-            FdPort(m_srv, close_fd=False), timeout=0.5, retries=30)
+        port = (
+            Client(cli_name, baud=baud, timeout=0.5, retries=30)
+            if baud
+            else Client(FdPort(m_srv, close_fd=False), timeout=0.5, retries=30)
+        )
         port.hello()
         port.timeout, port.retries = 30.0, 0
         # warm up, then one request in flight
@@ -145,10 +162,15 @@ def bench_one(model_path: Path, baud: int, frames: int, depth: int, seed: int) -
                 pass
     in_bytes = sum(t.dtype.itemsize * int(np.prod(t.shape)) for t in model.inputs)
     out_bytes = sum(t.dtype.itemsize * int(np.prod(t.shape)) for t in model.outputs)
-    req = np.mean([len(sp.encode_frame(sp.MsgType.INFER, i, b"".join(a.tobytes() for a in x)))
-                   for i, x in enumerate(inputs)])
-    rep = np.mean([len(sp.encode_frame(sp.MsgType.RESULT, i, sp.encode_result(1000, b"".join(o.tobytes() for o in y))))
-                   for i, y in enumerate(expected)])
+    req = np.mean(
+        [len(sp.encode_frame(sp.MsgType.INFER, i, b"".join(a.tobytes() for a in x))) for i, x in enumerate(inputs)]
+    )
+    rep = np.mean(
+        [
+            len(sp.encode_frame(sp.MsgType.RESULT, i, sp.encode_result(1000, b"".join(o.tobytes() for o in y))))
+            for i, y in enumerate(expected)
+        ]
+    )
     m = re.search(r"inference p50 ([0-9.]+) ms", summary)
     ms = np.array(rtt) * 1e3
     return {
@@ -180,16 +202,22 @@ def main(argv: list[str] | None = None) -> int:
         frames = args.frames or (max(50, min(2000, int(5 * baud / 10 / 600))) if baud else 2000)
         print(f"... {baud or 'unthrottled'}: {frames} frames", file=sys.stderr, flush=True)
         rows.append(bench_one(args.model, baud, frames, args.depth, args.seed))
-    print(f"model {args.model.name}; server: python -m runtime.run --serial (separate process); "
-          f"client: runtime.client.Client; {os.cpu_count()} CPUs\n")
-    print("| link | frames | request B (overhead) | reply B (overhead) | frames/s, 1 in flight | "
-          f"frames/s, {args.depth} in flight | RTT p50 ms | RTT p99 ms | server inference p50 ms | wire-bound frames/s |")
+    print(
+        f"model {args.model.name}; server: python -m runtime.run --serial (separate process); "
+        f"client: runtime.client.Client; {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| link | frames | request B (overhead) | reply B (overhead) | frames/s, 1 in flight | "
+        f"frames/s, {args.depth} in flight | RTT p50 ms | RTT p99 ms | server inference p50 ms | wire-bound frames/s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         bound = "∞" if r["wire_bound_fps"] == float("inf") else f"{r['wire_bound_fps']:.1f}"
-        print(f"| {r['link']} | {r['frames']} | {r['req_bytes']:.1f} ({r['req_overhead']:.1f}) | "
-              f"{r['reply_bytes']:.1f} ({r['reply_overhead']:.1f}) | {r['fps']:.1f} | {r['fps_piped']:.1f} | "
-              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['infer_p50_ms']:.3f} | {bound} |")
+        print(
+            f"| {r['link']} | {r['frames']} | {r['req_bytes']:.1f} ({r['req_overhead']:.1f}) | "
+            f"{r['reply_bytes']:.1f} ({r['reply_overhead']:.1f}) | {r['fps']:.1f} | {r['fps_piped']:.1f} | "
+            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['infer_p50_ms']:.3f} | {bound} |"
+        )
     return 0
 
 
