@@ -19,9 +19,9 @@
  *
  * The float functions use the C library's expf / tanhf, the same functions
  * TFLite's table builder calls, so the tables agree bit for bit with TFLite
- * on the same C library.  No expression below may be contracted into a fused
- * multiply-add: each float operation is a separate statement where it
- * matters.
+ * on the same C library.  None of the float expressions has the a * b + c
+ * shape a compiler could fuse into one rounding (FMA), so every operation
+ * rounds to float exactly as TFLite's do; keep it that way.
  */
 #include <math.h>
 

@@ -36,8 +36,9 @@ void trt_mean_s8(const trt_mean_params *p, const int8_t *input,
     for (int32_t o = 0; o < p->outputs; ++o) {
         int32_t red_idx[TRT_MEAN_MAX_DIMS] = {0};
         int32_t red_offset = 0;
-        /* TFLite accumulates in int32; the planner checks that
-         * count * 128 cannot overflow it. */
+        /* TFLite accumulates in int32; the planner keeps count small
+         * enough (255 * count < 2^31) that neither the sum nor the sum
+         * minus the zero-point term can overflow. */
         int32_t sum = 0;
         for (int32_t r = 0; r < p->count; ++r) {
             sum += input[kept_offset + red_offset];

@@ -19,7 +19,8 @@ from ..quant import quantize_multiplier
 from .common import INT8, INT32, OpContext, Step
 
 MAX_DIMS = 8
-# The int32 accumulator must hold count * 128 in magnitude.
+# TFLite's int32 accumulator holds the raw sum (|sum| <= 128 * count) and
+# then sum - zero_point * count (|.| <= 255 * count): both must fit.
 MAX_COUNT = (1 << 31) // 256
 
 
