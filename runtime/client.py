@@ -479,7 +479,8 @@ def _write_outputs(
     if suffix == ".npy":
         np.save(path, stacked[0])
     elif suffix == ".npz":
-        np.savez(path, **{d.name: v for d, v in zip(info.outputs, stacked, strict=True)})
+        arrays = {d.name: v for d, v in zip(info.outputs, stacked, strict=True)}
+        np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub confuses ** with allow_pickle
     elif suffix == ".json":
         doc = {
             "outputs": [

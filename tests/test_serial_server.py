@@ -420,3 +420,25 @@ def test_stats_summary_lists_errors_and_latency():
     text = st.summary(" on loop://")
     assert "frames: 3 received, 2 errors (bad_crc 2)" in text
     assert "inference p50 1.500 ms p99 1.990 ms" in text
+
+
+def test_client_events_show_every_reply_including_noise(kws):
+    server_end, client_end = loop_pair()
+    with served(make_session(kws, "binary"), lambda: server_end):
+        client = Client(client_end)
+        seq = client.send(sp.MsgType.PING, b"p")
+        client.port.write(b"\x00\x42\x42\x00")  # noise: one bad run
+        events = list(client.events(0.3))
+    assert [(e.type, e.seq) for e in events] == [(sp.MsgType.PONG, seq), (sp.MsgType.ERROR, sp.NO_SEQ)]
+    assert sp.decode_error(events[1].payload)[0] == sp.ErrorCode.TRUNCATED
+
+
+def test_client_cli_exit_codes(tmp_path, capsys):
+    from runtime.client import main as client_main
+
+    np.save(tmp_path / "x.npy", np.zeros((1, 49, 10, 1), np.int8))
+    # a lone loop:// port: the client hears only its own HELLO, never an INFO
+    argv = ["loop://", "--input", str(tmp_path / "x.npy"), "--timeout", "0.1", "--retries", "1"]
+    assert client_main(argv) == 3
+    assert "no answer after 2 attempts" in capsys.readouterr().err
+    assert client_main(["loop://", "--input", str(tmp_path / "missing.npy")]) == 2

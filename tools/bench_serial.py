@@ -185,7 +185,7 @@ def bench_one(model_path: Path, baud: int, frames: int, depth: int, seed: int) -
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "infer_p50_ms": float(m.group(1)) if m else float("nan"),
-        "wire_bound_fps": baud / 10 / (req + rep) if baud else float("inf"),
+        "wire_bound_fps": float(baud / 10 / (req + rep)) if baud else float("inf"),
     }
 
 
