@@ -1,6 +1,7 @@
 """Serial link benchmark: frames/s and round-trip p50/p99 of the binary protocol over a pty.
 
     python tools/bench_serial.py [--model tests/models/kws_ref_model.tflite] [--bauds 115200,921600,0]
+    python tools/bench_serial.py --link [--link-baud 115200]   # just two linked ptys, no socat needed
 
 For each line rate the server runs as its own process
 (`python -m runtime.run MODEL --serial /dev/pts/N`) and the client
@@ -71,6 +72,21 @@ def _relay_main(a: int, b: int, baud: int) -> None:
     for src, dst in ((a, b), (b, a)):
         threading.Thread(target=_pace, args=(src, dst, baud), daemon=True).start()
     signal.sigwait({signal.SIGTERM})
+
+
+def link(baud: int) -> int:
+    """Two linked ptys, like `socat pty pty`, optionally paced to a baud rate."""
+    m1, _s1, n1 = _pty()
+    m2, _s2, n2 = _pty()
+    rate = f"paced to {baud} baud" if baud else "unthrottled"
+    print(f"{n1} <-> {n2} ({rate}); Ctrl-C to stop", flush=True)
+    for src, dst in ((m1, m2), (m2, m1)):
+        threading.Thread(target=_pace, args=(src, dst, baud or 10**12), daemon=True).start()
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def _pty() -> tuple[int, int, str]:
@@ -196,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=0, help="requests per rate (default: about 5 s of traffic each)")
     p.add_argument("--depth", type=int, default=4, help="requests in flight for the pipelined column")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--link", action="store_true", help="only link two new ptys and print their names")
+    p.add_argument("--link-baud", type=int, default=0, help="pace --link to this baud rate (default: unthrottled)")
     args = p.parse_args(argv)
+    if args.link:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return link(args.link_baud)
     rows = []
     for baud in (int(b) for b in args.bauds.split(",")):
         frames = args.frames or (max(50, min(2000, int(5 * baud / 10 / 600))) if baud else 2000)
