@@ -56,7 +56,9 @@ ffibuilder.set_source(
     '#include "tinyrt.h"',
     # setuptools wants paths relative to the project root (its working
     # directory); __main__ below compiles from there too.
-    sources=sorted(p.relative_to(ROOT).as_posix() for p in CSRC.glob("*.c")),
+    # csrc/*.c is the portable kernel library (also built for firmware);
+    # csrc/host/*.c is plan-time code for this extension only (uses libm).
+    sources=sorted(p.relative_to(ROOT).as_posix() for p in [*CSRC.glob("*.c"), *CSRC.glob("host/*.c")]),
     include_dirs=["csrc/include", "csrc"],
     extra_compile_args=compile_args(),
 )

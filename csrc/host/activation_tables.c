@@ -1,6 +1,10 @@
 /*
  * Point-wise int8 activations as scalar functions of one input byte.
  *
+ * Host-only (csrc/host/): plan-time code that needs libm (expf, tanhf,
+ * roundf).  It is compiled into the Python extension, never into firmware:
+ * a microcontroller gets the finished 256-entry tables as const data.
+ *
  * Nothing here runs per element at inference time: the planner calls these
  * for all 256 possible inputs and the TRT_OP_LUT step looks the answers up.
  * Each function therefore only has to be exact, not fast, and each follows
@@ -25,7 +29,7 @@
  */
 #include <math.h>
 
-#include "trt_fixedpoint.h"
+#include "../trt_fixedpoint.h"
 
 /* (int32_t)f for the table builder's rounded float.  The C cast is
  * undefined outside int32 range; LiteRT's compiled table builder saturates
