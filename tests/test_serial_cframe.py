@@ -186,3 +186,205 @@ def test_builds_freestanding_with_only_memset(tmp_path):
     )
     undefined = subprocess.run(["nm", "-u", str(obj)], check=True, capture_output=True, text=True).stdout.split()
     assert [s for s in undefined if s != "U"] == ["memset"]
+
+
+# ------------------------------------------------- on an emulated Cortex-M ---
+
+_HARNESS = r"""
+#include <stddef.h>
+#include <stdint.h>
+#include "tinyrt.h"
+#include "stream.h"
+
+/* Bare metal: no libc.  serial_frame.c needs memset; this is it. */
+void *memset(void *s, int c, size_t n) {
+    unsigned char *p = (unsigned char *)s;
+    while (n--) *p++ = (unsigned char)c;
+    return s;
+}
+
+/* ARM semihosting (BKPT 0xAB on M-profile): print and exit through QEMU. */
+static int semihost(int op, const void *arg) {
+    register int r0 __asm__("r0") = op;
+    register const void *r1 __asm__("r1") = arg;
+    __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
+    return r0;
+}
+static void put(const char *s) { semihost(0x04, s); }
+static void put_hex(uint32_t v) {
+    char buf[9];
+    int i;
+    for (i = 7; i >= 0; --i) { buf[i] = "0123456789abcdef"[v & 15u]; v >>= 4; }
+    buf[8] = 0;
+    put(buf);
+}
+static void leave(int ok) { semihost(0x18, (const void *)(uintptr_t)(ok ? 0x20026 : 0x20024)); for (;;) {} }
+
+static uint32_t digest_event(uint32_t crc, int32_t ev, const trt_frame_decoder *d) {
+    uint8_t rec[9];
+    rec[0] = (uint8_t)ev;
+    rec[1] = ev == TRT_FRAME_READY ? d->type : 0u;
+    rec[2] = (uint8_t)d->error;
+    rec[3] = (uint8_t)(d->seq & 0xFFu);
+    rec[4] = (uint8_t)(d->seq >> 8);
+    rec[5] = (uint8_t)(d->payload_len & 0xFFu);
+    rec[6] = (uint8_t)((d->payload_len >> 8) & 0xFFu);
+    rec[7] = (uint8_t)((d->payload_len >> 16) & 0xFFu);
+    rec[8] = (uint8_t)((d->payload_len >> 24) & 0xFFu);
+    crc = trt_crc32(crc, rec, sizeof rec);
+    if (ev == TRT_FRAME_READY) crc = trt_crc32(crc, d->payload, d->payload_len);
+    return crc;
+}
+
+int main(void) {
+    uint8_t rx[DECODER_CAP];
+    uint8_t tx[ENCODED_CAP];
+    trt_frame_decoder d;
+    uint32_t digest = 0, events = 0;
+    size_t pos = 0, chunk = 1, n;
+
+    trt_frame_decoder_init(&d, rx, sizeof rx);
+    while (pos < sizeof stream) {           /* chunks of 1..37 bytes, like UART DMA */
+        size_t len = sizeof stream - pos < chunk ? sizeof stream - pos : chunk;
+        while (len) {
+            size_t used;
+            int32_t ev = trt_frame_decoder_push(&d, stream + pos, len, &used);
+            pos += used; len -= used;
+            if (ev != TRT_FRAME_NONE) { digest = digest_event(digest, ev, &d); events++; }
+        }
+        chunk = chunk % 37u + 1u;
+    }
+    n = trt_frame_encode(0x82, 0xBEEF, stream, ENC_A, stream + ENC_A, ENC_B, tx, sizeof tx);
+    put("digest="); put_hex(digest);
+    put(" events="); put_hex(events);
+    put(" enc="); put_hex(trt_crc32(0, tx, n));
+    put(" len="); put_hex((uint32_t)n);
+    put(" check="); put_hex(trt_crc32(0, (const uint8_t *)"123456789", 9));
+    put("\n");
+    leave(1);
+    return 0;
+}
+
+extern uint32_t _stack_top;
+static void fault(void) { put("HARDFAULT\n"); leave(0); }
+static void reset(void) { main(); }
+__attribute__((section(".vectors"), used))
+static void (*const vectors[16])(void) = {
+    (void (*)(void))&_stack_top, reset, fault, fault, fault, fault, fault, 0, 0, 0, 0, fault, fault, 0, fault, fault,
+};
+"""
+
+_LINKER = """
+MEMORY { FLASH (rx) : ORIGIN = 0x00000000, LENGTH = 256K
+         RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 16K }
+SECTIONS {
+  .text : { KEEP(*(.vectors)) *(.text*) *(.rodata*) *(.ARM.exidx*) } > FLASH
+  .data : { *(.data*) } > RAM
+  .bss (NOLOAD) : { *(.bss*) *(COMMON) } > RAM
+  _stack_top = ORIGIN(RAM) + LENGTH(RAM);
+}
+"""
+
+
+def _digest(events: list[sp.Event]) -> int:
+    crc = 0
+    for e in events:
+        if isinstance(e, sp.Frame):
+            rec = bytes([1, e.type, 0]) + e.seq.to_bytes(2, "little") + len(e.payload).to_bytes(4, "little")
+            crc = zlib.crc32(rec + e.payload, crc)
+        else:
+            crc = zlib.crc32(bytes([2, 0, e.code]) + e.seq.to_bytes(2, "little") + bytes(4), crc)
+    return crc
+
+
+@pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="needs arm-none-eabi-gcc and qemu-system-arm",
+)
+@pytest.mark.parametrize(
+    "machine, cpu", [("microbit", "cortex-m0"), ("mps2-an385", "cortex-m3"), ("mps2-an386", "cortex-m4")]
+)
+def test_c_framing_runs_on_emulated_cortex_m(machine, cpu, tmp_path):
+    # The same decisions as the Python decoder, computed by serial_frame.c
+    # compiled for and run on a Cortex-M core (QEMU, bare metal, semihosting).
+    rng = np.random.default_rng(77)
+    cap = 256
+    pieces = []
+    for _ in range(60):
+        frame = sp.encode_frame(
+            int(rng.integers(256)), int(rng.integers(0x10000)), rng.bytes(int(rng.integers(0, 300)))
+        )
+        r = rng.random()
+        pieces.append(frame if r < 0.4 else _mutate(rng, frame) if r < 0.8 else rng.bytes(int(rng.integers(1, 200))))
+    stream = b"".join(pieces)
+    events = sp.FrameDecoder(cap).feed(stream)
+    assert (
+        sum(isinstance(e, sp.Frame) for e in events) >= 10 and sum(isinstance(e, sp.FrameError) for e in events) >= 10
+    )
+    enc_a, enc_b = 100, 200
+    want_enc = sp.encode_frame(0x82, 0xBEEF, stream[: enc_a + enc_b])
+    header = (
+        f"#define DECODER_CAP {cap}\n#define ENCODED_CAP {lib.trt_frame_encoded_size(enc_a + enc_b)}\n"
+        f"#define ENC_A {enc_a}\n#define ENC_B {enc_b}\n"
+        "static const uint8_t stream[] = {" + ",".join(str(b) for b in stream) + "};\n"
+    )
+    (tmp_path / "stream.h").write_text(header)
+    (tmp_path / "harness.c").write_text(_HARNESS)
+    (tmp_path / "link.ld").write_text(_LINKER)
+    elf = tmp_path / "harness.elf"
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Os",
+            f"-mcpu={cpu}",
+            "-mthumb",
+            "-ffreestanding",
+            "-fno-builtin",
+            "-nostdlib",
+            "-nostartfiles",
+            "-T",
+            str(tmp_path / "link.ld"),
+            "-I",
+            str(CSRC / "include"),
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "harness.c"),
+            str(CSRC / "serial_frame.c"),
+            "-lgcc",
+            "-o",
+            str(elf),
+        ],
+        check=True,
+    )
+    run = subprocess.run(
+        [
+            "qemu-system-arm",
+            "-M",
+            machine,
+            "-cpu",
+            cpu,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+            str(elf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    # QEMU writes semihosting output to its stderr
+    fields = dict(kv.split("=") for kv in (run.stdout + run.stderr).split() if "=" in kv)
+    assert int(fields["check"], 16) == 0xCBF43926
+    assert int(fields["events"], 16) == len(events)
+    assert int(fields["digest"], 16) == _digest(events)
+    assert int(fields["len"], 16) == len(want_enc) and int(fields["enc"], 16) == zlib.crc32(want_enc)
