@@ -16,7 +16,9 @@ Columns: request and reply bytes on the wire (protocol overhead in
 parentheses: type, seq, CRC, COBS, delimiters, and RESULT's 4-byte timing
 word), frames/s with one request in flight and with --depth in flight,
 round-trip p50/p99 with one in flight, the server's own inference p50 (from
-its shutdown summary), and the stop-and-wait bound the wire alone imposes.
+its shutdown summary), and the bounds the wire alone imposes: one in flight
+waits for request then reply; with several in flight both directions of the
+full-duplex line are busy at once.
 """
 
 from __future__ import annotations
@@ -201,7 +203,9 @@ def bench_one(model_path: Path, baud: int, frames: int, depth: int, seed: int) -
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "infer_p50_ms": float(m.group(1)) if m else float("nan"),
+        # one in flight: request then reply; several: both directions at once
         "wire_bound_fps": float(baud / 10 / (req + rep)) if baud else float("inf"),
+        "wire_bound_piped_fps": float(baud / 10 / max(req, rep)) if baud else float("inf"),
     }
 
 
@@ -229,11 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| link | frames | request B (overhead) | reply B (overhead) | frames/s, 1 in flight | "
-        f"frames/s, {args.depth} in flight | RTT p50 ms | RTT p99 ms | server inference p50 ms | wire-bound frames/s |"
+        f"frames/s, {args.depth} in flight | RTT p50 ms | RTT p99 ms | server inference p50 ms | "
+        "wire-bound frames/s, 1 / many in flight |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        bound = "∞" if r["wire_bound_fps"] == float("inf") else f"{r['wire_bound_fps']:.1f}"
+        bound = (
+            "∞"
+            if r["wire_bound_fps"] == float("inf")
+            else f"{r['wire_bound_fps']:.1f} / {r['wire_bound_piped_fps']:.1f}"
+        )
         print(
             f"| {r['link']} | {r['frames']} | {r['req_bytes']:.1f} ({r['req_overhead']:.1f}) | "
             f"{r['reply_bytes']:.1f} ({r['reply_overhead']:.1f}) | {r['fps']:.1f} | {r['fps_piped']:.1f} | "
