@@ -220,6 +220,8 @@ class BinarySession:
                 self._samples(seq, body)
             else:
                 self._error(seq, sp.ErrorCode.UNKNOWN_TYPE, f"unknown message type 0x{t:02x}")
+        except serial.SerialException:
+            raise  # the port failed while replying: reopen it (SerialServer.serve)
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
             log.exception("request 0x%02x seq %d failed", t, seq)
             self._error(seq, sp.ErrorCode.INFER_FAILED, f"{type(exc).__name__}: {exc}")
@@ -236,7 +238,7 @@ class BinarySession:
             )
         if self._samples_seq is not None and seq != sp.next_seq(self._samples_seq):
             self.stats.stream_gaps += 1
-            log.info("stream gap: SAMPLES seq %d after %d", seq, self._samples_seq)
+            log.debug("stream gap: SAMPLES seq %d after %d", seq, self._samples_seq)  # counted in the summary
         self._samples_seq = seq
         values = np.frombuffer(body, dtype=desc.dtype.newbyteorder("<")).astype(desc.dtype)
         for end, outs, us in svc.push_samples(values):
@@ -395,6 +397,8 @@ class JsonlSession:
                 # the line holding the window's last sample completed it
                 ident = batch[int(np.searchsorted(ends, end - base, side="left"))][0]
                 self._result(ident, outs, us, end_sample=end)
+        except serial.SerialException:
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the server
             log.exception("samples up to line %s failed", batch[-1][0])
             self._error(batch[-1][0], "infer_failed", f"{type(exc).__name__}: {exc}")
@@ -435,6 +439,8 @@ class JsonlSession:
                 self._values(doc, False, ident)
         except LineError as exc:
             self._error(ident, exc.code, str(exc))
+        except serial.SerialException:
+            raise  # the port failed while replying: reopen it (SerialServer.serve)
         except Exception as exc:  # noqa: BLE001 - one bad line must not stop the server
             log.exception("line %s failed", ident)
             self._error(ident, "infer_failed", f"{type(exc).__name__}: {exc}")

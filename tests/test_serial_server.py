@@ -442,3 +442,19 @@ def test_client_cli_exit_codes(tmp_path, capsys):
     assert client_main(argv) == 3
     assert "no answer after 2 attempts" in capsys.readouterr().err
     assert client_main(["loop://", "--input", str(tmp_path / "missing.npy")]) == 2
+
+
+def test_a_port_failing_mid_reply_is_reopened_not_reported_as_a_bad_request(kws, caplog):
+    class DiesOnWrite(FlakyWrites):
+        def write(self, data):
+            raise serial.SerialException("write failed: [Errno 5] Input/output error")
+
+    server_end, client_end = loop_pair()
+    ports = [DiesOnWrite(server_end, set()), server_end]
+    with caplog.at_level(logging.INFO, logger="tinyrt.serial"):
+        with served(make_session(kws, "binary"), lambda: ports.pop(0) if ports else server_end) as server:
+            client_end.write(sp.encode_frame(sp.MsgType.PING, 1, b"a"))  # its PONG dies with the port
+            client = Client(client_end, timeout=0.3, retries=10)
+            assert client.ping(b"b") > 0  # answered on the reopened port
+    assert server.stats.reconnects == 1 and server.stats.errors == {}
+    assert not any("failed" in r.message and "request" in r.message for r in caplog.records)
