@@ -119,7 +119,7 @@ def test_frame_at_exactly_max_frame_is_accepted():
     assert _codes(dec.feed(sp.encode_frame(3, 2, payload + b"x"))) == [sp.ErrorCode.TOO_LONG]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.integers(sp.FRAME_OVERHEAD, 5000), st.integers(0, 3))
 def test_kept_bytes_bound_implies_too_long(max_frame, slack):
     # FrameDecoder keeps at most max_frame + max_frame // 254 + 8 encoded bytes;
