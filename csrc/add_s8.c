@@ -1,32 +1,20 @@
 /*
  * ADD, int8, with numpy-style broadcasting over up to four dimensions.
  *
- * TFLite's reference AddFunc: both inputs are shifted left by 20 bits,
- * rescaled to a common scale (2 * the larger input scale), summed and
- * rescaled to the output.  Inputs are addressed through strides so that a
+ * TFLite's reference AddFunc (trt_add_one): both inputs are shifted left by
+ * 20 bits, rescaled to a common scale (2 * the larger input scale), summed
+ * and rescaled to the output.  Inputs are addressed through strides so that a
  * stride of zero broadcasts; the innermost loop is contiguous when neither
  * input broadcasts along the last axis.
  */
-#include "trt_fixedpoint.h"
-
-TRT_INLINE int8_t add_one(const trt_binary_params *p, int32_t x, int32_t y) {
-    const int32_t a = trt_shl_wrap(p->input1_offset + x, p->left_shift);
-    const int32_t b = trt_shl_wrap(p->input2_offset + y, p->left_shift);
-    const int32_t sa = trt_requantize_lt1(a, p->input1_multiplier,
-                                          p->input1_shift);
-    const int32_t sb = trt_requantize_lt1(b, p->input2_multiplier,
-                                          p->input2_shift);
-    const int32_t raw = trt_requantize_lt1(sa + sb, p->output_multiplier,
-                                           p->output_shift) +
-                        p->output_offset;
-    return (int8_t)trt_clamp(raw, p->act_min, p->act_max);
-}
+#include "trt_ukernels.h"
 
 void trt_add_s8(const trt_binary_params *p, const int8_t *input1,
                 const int8_t *input2, int8_t *output) {
     const int32_t *s = p->out_shape;
     const int32_t *a = p->in1_strides;
     const int32_t *b = p->in2_strides;
+    const trt_ukernels *uk = trt_ukernels_active();
     int64_t o = 0;
     for (int32_t i0 = 0; i0 < s[0]; ++i0) {
         for (int32_t i1 = 0; i1 < s[1]; ++i1) {
@@ -35,8 +23,14 @@ void trt_add_s8(const trt_binary_params *p, const int8_t *input1,
                                   (int64_t)i1 * a[1] + (int64_t)i2 * a[2];
                 const int8_t *y = input2 + (int64_t)i0 * b[0] +
                                   (int64_t)i1 * b[1] + (int64_t)i2 * b[2];
+                if (a[3] == 1 && b[3] == 1) {
+                    /* contiguous rows: the vectorised element-wise kernel */
+                    uk->add(p, x, y, s[3], output + o);
+                    o += s[3];
+                    continue;
+                }
                 for (int32_t i3 = 0; i3 < s[3]; ++i3) {
-                    output[o++] = add_one(p, x[i3 * a[3]], y[i3 * b[3]]);
+                    output[o++] = trt_add_one(p, x[i3 * a[3]], y[i3 * b[3]]);
                 }
             }
         }

@@ -21,7 +21,11 @@
 
 #include "trt_ukernels.h"
 
-enum { TRT_DW_CHUNK = 32 };
+enum {
+    TRT_DW_CHUNK = 32,      /* channels per accumulator chunk (generic path) */
+    TRT_DW_MAX_TAPS = 64,   /* windows up to 8x8 take the one-call path      */
+    TRT_DW_WIDE = 256       /* channels per call of the one-call path        */
+};
 
 size_t trt_depthwise_conv2d_s8_scratch_size(
     const trt_depthwise_conv2d_params *p) {
@@ -38,6 +42,28 @@ static const int8_t *tap_pixel(const trt_depthwise_conv2d_params *p,
         return 0;
     }
     return input_n + ((int64_t)iy * p->input.w + ix) * p->input.c;
+}
+
+/* Output channels [c0, c0 + n) of one pixel, n <= TRT_DW_WIDE, through the
+ * micro-kernel that keeps accumulators in registers across all taps
+ * (depth multiplier 1, at most TRT_DW_MAX_TAPS taps). */
+static void pixel_wide(const trt_ukernels *uk,
+                       const trt_depthwise_conv2d_params *p,
+                       const int8_t *input_n, const int8_t *zp_wide,
+                       int32_t iy0, int32_t ix0, int32_t c0, int32_t n,
+                       int8_t *out) {
+    const int8_t *taps[TRT_DW_MAX_TAPS];
+    int32_t t = 0;
+    for (int32_t ky = 0; ky < p->filter.h; ++ky) {
+        for (int32_t kx = 0; kx < p->filter.w; ++kx) {
+            const int8_t *x = tap_pixel(p, input_n, iy0 + ky * p->dilation_h,
+                                        ix0 + kx * p->dilation_w);
+            taps[t++] = x ? x + c0 : zp_wide;
+        }
+    }
+    uk->dw_pixel(taps, t, p->weights + c0, p->output.c, n, p->bias_folded + c0,
+                 p->multiplier + c0, p->shift + c0, p->output_offset,
+                 p->act_min, p->act_max, out);
 }
 
 /* Output channels [c0, c0 + n) of the pixel whose window starts at
@@ -80,7 +106,11 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
     const int32_t out_c = p->output.c;
     const int32_t pixels = out_h * out_w;
     int8_t zp_chunk[TRT_DW_CHUNK];
+    int8_t zp_wide[TRT_DW_WIDE];
     memset(zp_chunk, (int8_t)(-p->input_offset), sizeof zp_chunk);
+    memset(zp_wide, (int8_t)(-p->input_offset), sizeof zp_wide);
+    const int wide = p->depth_multiplier == 1 &&
+                     p->filter.h * p->filter.w <= TRT_DW_MAX_TAPS;
 
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
@@ -89,6 +119,14 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
             for (int32_t px = 0; px < pixels; ++px) {
                 const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
                 const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
+                if (wide) {
+                    for (int32_t c0 = 0; c0 < out_c; c0 += TRT_DW_WIDE) {
+                        pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c0,
+                                   TRT_MIN(TRT_DW_WIDE, out_c - c0),
+                                   output_n + (int64_t)px * out_c + c0);
+                    }
+                    continue;
+                }
                 for (int32_t c0 = 0; c0 < out_c; c0 += TRT_DW_CHUNK) {
                     pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c0,
                                 TRT_MIN(TRT_DW_CHUNK, out_c - c0),
@@ -105,6 +143,14 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
             for (int32_t px = 0; px < pixels; ++px) {
                 const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
                 const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
+                if (wide) {
+                    for (int32_t c = c0; c < c0 + width; c += TRT_DW_WIDE) {
+                        pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c,
+                                   TRT_MIN(TRT_DW_WIDE, c0 + width - c),
+                                   block + (int64_t)px * width + (c - c0));
+                    }
+                    continue;
+                }
                 for (int32_t c = c0; c < c0 + width; c += TRT_DW_CHUNK) {
                     pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c,
                                 TRT_MIN(TRT_DW_CHUNK, c0 + width - c),

@@ -34,6 +34,16 @@ typedef struct {
                        const int32_t *mult, const int32_t *shift, int32_t n,
                        int32_t out_offset, int32_t act_min, int32_t act_max,
                        int8_t *out);
+    /* One depthwise output pixel, channels c < n:
+     * out[c] = finish(bias[c] + sum_t x[t][c] * w[t * w_stride + c]) */
+    void (*dw_pixel)(const int8_t *const *x, int32_t taps, const int8_t *w,
+                     int32_t w_stride, int32_t n, const int32_t *bias,
+                     const int32_t *mult, const int32_t *shift,
+                     int32_t out_offset, int32_t act_min, int32_t act_max,
+                     int8_t *out);
+    /* ADD of n same-shaped elements, TFLite's AddFunc on each */
+    void (*add)(const trt_binary_params *p, const int8_t *x, const int8_t *y,
+                int32_t n, int8_t *out);
 } trt_ukernels;
 
 extern const trt_ukernels trt_ukernels_portable;
@@ -47,6 +57,20 @@ TRT_INLINE int8_t trt_requantize_one(int32_t acc, int32_t mult, int32_t shift,
                                      int32_t act_max) {
     const int32_t a = trt_requantize(acc, mult, shift) + out_offset;
     return (int8_t)trt_clamp(a, act_min, act_max);
+}
+
+/* TFLite's reference AddFunc for one element: both inputs shifted left by
+ * p->left_shift, rescaled to the common scale, summed, rescaled out. */
+TRT_INLINE int8_t trt_add_one(const trt_binary_params *p, int32_t x,
+                              int32_t y) {
+    const int32_t a = trt_shl_wrap(p->input1_offset + x, p->left_shift);
+    const int32_t b = trt_shl_wrap(p->input2_offset + y, p->left_shift);
+    const int32_t sa = trt_requantize(a, p->input1_multiplier, p->input1_shift);
+    const int32_t sb = trt_requantize(b, p->input2_multiplier, p->input2_shift);
+    const int32_t raw = trt_requantize(sa + sb, p->output_multiplier,
+                                       p->output_shift) +
+                        p->output_offset;
+    return (int8_t)trt_clamp(raw, p->act_min, p->act_max);
 }
 
 #endif /* TRT_UKERNELS_H */

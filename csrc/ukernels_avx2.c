@@ -206,8 +206,94 @@ TRT_AVX2 static void requantize(const int32_t *acc, const int32_t *bias,
     }
 }
 
+/* Eight int32 -> clamp(v + offset) -> eight bytes at out. */
+TRT_AVX2 static inline void store8(__m256i v, __m256i offset, __m256i lo,
+                                   __m256i hi, int8_t *out) {
+    v = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, offset), lo), hi);
+    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(v),
+                                        _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64((__m128i *)out, _mm_packs_epi16(v16, v16));
+}
+
+TRT_AVX2 static void dw_pixel(const int8_t *const *x, int32_t taps,
+                              const int8_t *w, int32_t w_stride, int32_t n,
+                              const int32_t *bias, const int32_t *mult,
+                              const int32_t *shift, int32_t out_offset,
+                              int32_t act_min, int32_t act_max, int8_t *out) {
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    int32_t c = 0;
+    /* sixteen channels at a time, accumulators in registers over all taps */
+    for (; c + 16 <= n; c += 16) {
+        __m256i acc0 = _mm256_loadu_si256((const __m256i *)(bias + c));
+        __m256i acc1 = _mm256_loadu_si256((const __m256i *)(bias + c + 8));
+        for (int32_t t = 0; t < taps; ++t) {
+            /* |x * w| <= 2^14: the int16 product is exact */
+            const __m256i prod = _mm256_mullo_epi16(load16(x[t] + c),
+                                                    load16(w + t * w_stride + c));
+            acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+            acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+        }
+        acc0 = requantize8(acc0, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                           _mm256_loadu_si256((const __m256i *)(shift + c)));
+        acc1 = requantize8(acc1, _mm256_loadu_si256((const __m256i *)(mult + c + 8)),
+                           _mm256_loadu_si256((const __m256i *)(shift + c + 8)));
+        store8(acc0, offset, lo, hi, out + c);
+        store8(acc1, offset, lo, hi, out + c + 8);
+    }
+    for (; c + 8 <= n; c += 8) {
+        __m256i acc = _mm256_loadu_si256((const __m256i *)(bias + c));
+        for (int32_t t = 0; t < taps; ++t) {
+            const __m256i xv = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[t] + c)));
+            const __m256i wv = _mm256_cvtepi8_epi32(
+                _mm_loadl_epi64((const __m128i *)(w + t * w_stride + c)));
+            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(xv, wv));
+        }
+        acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                          _mm256_loadu_si256((const __m256i *)(shift + c)));
+        store8(acc, offset, lo, hi, out + c);
+    }
+    for (; c < n; ++c) {
+        int32_t a = bias[c];
+        for (int32_t t = 0; t < taps; ++t) {
+            a += (int32_t)x[t][c] * (int32_t)w[t * w_stride + c];
+        }
+        out[c] = trt_requantize_one(a, mult[c], shift[c], out_offset, act_min,
+                                    act_max);
+    }
+}
+
+TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
+                         const int8_t *y, int32_t n, int8_t *out) {
+    const __m256i off1 = _mm256_set1_epi32(p->input1_offset);
+    const __m256i off2 = _mm256_set1_epi32(p->input2_offset);
+    const __m128i left = _mm_cvtsi32_si128(p->left_shift);
+    const __m256i m1 = _mm256_set1_epi32(p->input1_multiplier);
+    const __m256i s1 = _mm256_set1_epi32(p->input1_shift);
+    const __m256i m2 = _mm256_set1_epi32(p->input2_multiplier);
+    const __m256i s2 = _mm256_set1_epi32(p->input2_shift);
+    const __m256i mo = _mm256_set1_epi32(p->output_multiplier);
+    const __m256i so = _mm256_set1_epi32(p->output_shift);
+    const __m256i offset = _mm256_set1_epi32(p->output_offset);
+    const __m256i lo = _mm256_set1_epi32(p->act_min);
+    const __m256i hi = _mm256_set1_epi32(p->act_max);
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + i)));
+        __m256i b = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(y + i)));
+        a = _mm256_sll_epi32(_mm256_add_epi32(a, off1), left);
+        b = _mm256_sll_epi32(_mm256_add_epi32(b, off2), left);
+        const __m256i sum = _mm256_add_epi32(requantize8(a, m1, s1), requantize8(b, m2, s2));
+        store8(requantize8(sum, mo, so), offset, lo, hi, out + i);
+    }
+    for (; i < n; ++i) {
+        out[i] = trt_add_one(p, x[i], y[i]);
+    }
+}
+
 const trt_ukernels trt_ukernels_avx2 = {
-    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize,
+    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, add,
 };
 
 #endif

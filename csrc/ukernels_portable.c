@@ -70,6 +70,28 @@ static void requantize(const int32_t *acc, const int32_t *bias,
     }
 }
 
+static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
+                     int32_t w_stride, int32_t n, const int32_t *bias,
+                     const int32_t *mult, const int32_t *shift,
+                     int32_t out_offset, int32_t act_min, int32_t act_max,
+                     int8_t *out) {
+    for (int32_t c = 0; c < n; ++c) {
+        int32_t acc = bias[c];
+        for (int32_t t = 0; t < taps; ++t) {
+            acc += (int32_t)x[t][c] * (int32_t)w[t * w_stride + c];
+        }
+        out[c] = trt_requantize_one(acc, mult[c], shift[c], out_offset, act_min,
+                                    act_max);
+    }
+}
+
+static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
+                int32_t n, int8_t *out) {
+    for (int32_t i = 0; i < n; ++i) {
+        out[i] = trt_add_one(p, x[i], y[i]);
+    }
+}
+
 const trt_ukernels trt_ukernels_portable = {
-    TRT_ISA_PORTABLE, dot_1x4, dot_2x4, mac_rows, requantize,
+    TRT_ISA_PORTABLE, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, add,
 };
