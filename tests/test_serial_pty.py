@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -171,41 +172,36 @@ def _relay(a: int, b: int, stop: threading.Event) -> None:
 
 
 def test_client_cli_over_two_ptys(kws, tmp_path):
+    # The server streams (--window 49 --hop 10) and still takes whole INFERs.
     rng = np.random.default_rng(33)
     batch = rng.integers(-128, 128, size=(3, 1, 49, 10, 1), dtype=np.int8)
+    stream = rng.integers(-128, 128, size=(130, 10), dtype=np.int8)
     np.save(tmp_path / "x.npy", batch)
+    np.save(tmp_path / "s.npy", stream)
     stop = threading.Event()
+
+    def client(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "runtime.client", s_cli, "--timeout", "1", "--retries", "5", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
     with pty_pair() as (m_srv, s_srv), pty_pair() as (m_cli, s_cli):
         relay = threading.Thread(target=_relay, args=(m_srv, m_cli, stop), daemon=True)
         relay.start()
         try:
-            with server("kws_ref_model", s_srv, tmp_path) as srv:
+            with server("kws_ref_model", s_srv, tmp_path, "--window", "49", "--hop", "10") as srv:
                 time.sleep(0.2)  # the server flushes its input on open
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "runtime.client",
-                        s_cli,
-                        "--input",
-                        str(tmp_path / "x.npy"),
-                        "--output",
-                        str(tmp_path / "y.npy"),
-                        "--timeout",
-                        "1",
-                        "--retries",
-                        "5",
-                        "--depth",
-                        "2",
-                    ],
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-                assert out.returncode == 0, out.stderr
-                assert "3 inference(s)" in out.stdout
-                assert out.stdout.count("class ") == 3
+                text = client("--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"), "--depth", "2")
+                assert "3 inference(s)" in text and text.count("class ") == 3
+                text = client("--input", str(tmp_path / "s.npy"), "--stream", "--output", str(tmp_path / "z.npy"))
+                assert "9 inference(s)" in text
+                assert [int(v) for v in re.findall(r"end sample (\d+):", text)] == list(range(49, 130, 10))
                 srv.stop()
         finally:
             stop.set()
@@ -214,6 +210,10 @@ def test_client_cli_over_two_ptys(kws, tmp_path):
     assert y.shape == (3, 1, 12) and y.dtype == np.int8
     for i in range(3):
         np.testing.assert_array_equal(y[i], kws.run([batch[i]])[0])
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape == (9, 1, 12)
+    for i, end in enumerate(range(49, 130, 10)):
+        np.testing.assert_array_equal(z[i], kws.run([stream[end - 49 : end].reshape(1, 49, 10, 1)])[0])
 
 
 def test_soak_over_pty_against_server_process(tmp_path):
