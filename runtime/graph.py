@@ -269,6 +269,65 @@ def _check_quantization(quant: Quantization, dtype: np.dtype | None, constant: b
         )
 
 
+# Inputs an operator cannot run without (the first n; -1 marks an omitted
+# optional input).  LiteRT dereferences them unchecked in Prepare: a
+# FULLY_CONNECTED without weights segfaults it.  Operators not listed keep
+# whatever inputs the file gives (LSTMs, for one, have optional inputs).
+_REQUIRED_INPUTS: dict[str, int] = {
+    "CONV_2D": 2,
+    "DEPTHWISE_CONV_2D": 2,
+    "FULLY_CONNECTED": 2,
+    "TRANSPOSE_CONV": 3,
+    "AVERAGE_POOL_2D": 1,
+    "MAX_POOL_2D": 1,
+    "ADD": 2,
+    "SUB": 2,
+    "MUL": 2,
+    "SOFTMAX": 1,
+    "RESHAPE": 1,
+    "SQUEEZE": 1,
+    "EXPAND_DIMS": 2,
+    "PAD": 2,
+    "PADV2": 2,
+    "QUANTIZE": 1,
+    "DEQUANTIZE": 1,
+    "LOGISTIC": 1,
+    "TANH": 1,
+    "RELU": 1,
+    "RELU6": 1,
+    "LEAKY_RELU": 1,
+    "HARD_SWISH": 1,
+    "MEAN": 2,
+}
+
+
+def _check_required_inputs(op: Operator) -> None:
+    required = len(op.inputs) if op.opcode == "CONCATENATION" else _REQUIRED_INPUTS.get(op.opcode, 0)
+    for k in range(required):
+        if k >= len(op.inputs) or op.inputs[k] < 0:
+            raise ModelFormatError(
+                f"corrupt model: operator {op.index} ({op.opcode}) has no input {k}; it needs {required} "
+                f"(inputs {list(op.inputs)})"
+            )
+
+
+def _check_add_rescale(op: Operator, tensors: list[Tensor]) -> None:
+    """TFLite's 8-bit ADD/SUB rescale, which its Prepare CHECKs (aborting the
+    process) rather than reports: every multiplier strictly inside (0, 1)."""
+    if op.opcode not in ("ADD", "SUB") or len(op.inputs) < 2 or not op.outputs or min(op.inputs[:2]) < 0:
+        return
+    a, b, y = tensors[op.inputs[0]], tensors[op.inputs[1]], tensors[op.outputs[0]]
+    if any(t.dtype is None or t.dtype.itemsize != 1 or t.dtype.kind not in "iu" or t.quant is None for t in (a, b, y)):
+        return
+    s1, s2, so = (float(np.float32(t.quant.scalar_scale)) for t in (a, b, y))
+    twice_max = 2 * max(s1, s2)
+    if min(s1, s2, so) <= 0 or twice_max >= (1 << 20) * so:
+        raise ModelFormatError(
+            f"corrupt model: operator {op.index} ({op.opcode}) rescales inputs of scale {s1:g} and {s2:g} "
+            f"to an output of scale {so:g}; TFLite needs positive scales with inputs below 2**19 times the output"
+        )
+
+
 def _buffer_view(model: Any, data: memoryview, index: int, file_size: int) -> np.ndarray | None:
     if index == 0:
         return None  # buffer 0 is the empty sentinel by convention
@@ -371,7 +430,10 @@ def _parse(raw: bytes) -> Graph:
     for i in range(n_tensors):
         t = sub.Tensors(i)
         raw_name = t.Name() or b""
-        name = raw_name.decode("utf-8", "replace")
+        try:  # flatbuffers strings are UTF-8; LiteRT's Python API decodes them strictly
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelFormatError(f"corrupt model: tensor {i} has a name that is not UTF-8: {raw_name[:40]!r}") from None
         rank = t.ShapeLength()
         if rank > MAX_RANK:
             raise ModelFormatError(f"tensor {i} ({name!r}) has rank {rank}; at most {MAX_RANK} is supported")
@@ -465,6 +527,23 @@ def _parse(raw: bytes) -> Graph:
                 options=options,
             )
         )
+
+    # Every operator input must hold data when the operator runs: a graph
+    # input, a constant, a variable or an earlier operator's output.  (LiteRT
+    # reads such a tensor uninitialised or fails in invoke().)
+    written = set(inputs)
+    for op in operators:
+        _check_required_inputs(op)
+        _check_add_rescale(op, tensors)
+        for idx in op.inputs:
+            t = tensors[idx] if idx >= 0 else None
+            if t is not None and idx not in written and t.data is None and not t.is_variable and t.size:
+                raise ModelFormatError(
+                    f"corrupt model: operator {op.index} ({op.opcode}) reads tensor {idx} "
+                    f"{t.name!r} {t.type_name}{list(t.shape)}, which has no buffer, is not a graph input "
+                    f"and no earlier operator writes it"
+                )
+        written.update(op.outputs)
 
     description = model.Description()
     return Graph(

@@ -17,9 +17,11 @@ Reproduce one case by hand:  python tests/_fuzz_worker.py --case <model> <seed>
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import resource
+import struct
 import sys
 import traceback
 from collections.abc import Callable
@@ -90,7 +92,100 @@ def structure_ranges(data: bytes) -> list[tuple[int, int]]:
     return [(a, b) for a, b in ranges if b - a >= 4]
 
 
+def _vtable_fields(data: bytes, table_pos: int) -> list[int]:
+    """Absolute positions of the fields present in the table at table_pos."""
+    vtable = table_pos - int.from_bytes(data[table_pos : table_pos + 4], "little", signed=True)
+    size = int.from_bytes(data[vtable : vtable + 2], "little")
+    slots = [int.from_bytes(data[vtable + k : vtable + k + 2], "little") for k in range(4, size, 2)]
+    return [table_pos + o for o in slots if o]
+
+
+def edit_sites(data: bytes) -> dict[str, list[int]]:
+    """Where the meaningful scalar fields of a valid model are, by kind.
+
+    Byte-level mutations mostly break the structure and are refused by the
+    parser.  Changing one field in place keeps a model well formed but
+    makes it inconsistent (a dimension off by one, a zero scale, a stride of
+    255, an operator reading another tensor), which is what gets past the
+    parser to the planner and, if a check is missing, to the C kernels.
+    """
+    import tflite
+
+    def vector(tab: object, slot: int, item: int) -> list[int]:
+        o = tab.Offset(slot)  # type: ignore[attr-defined]
+        if not o:
+            return []
+        start = tab.Vector(o)  # type: ignore[attr-defined]
+        return [start + item * k for k in range(tab.VectorLen(o))]  # type: ignore[attr-defined]
+
+    def scalar(tab: object, slot: int) -> list[int]:
+        o = tab.Offset(slot)  # type: ignore[attr-defined]
+        return [tab.Pos + o] if o else []  # type: ignore[attr-defined]
+
+    sites: dict[str, list[int]] = {k: [] for k in ("dim", "scale", "zp", "qdim", "type", "buffer", "op_io", "option")}
+    model = tflite.Model.GetRootAs(data, 0)
+    sub = model.Subgraphs(0)
+    for i in range(sub.TensorsLength()):
+        t = sub.Tensors(i)
+        sites["dim"] += vector(t._tab, 4, 4)
+        sites["type"] += scalar(t._tab, 6)
+        sites["buffer"] += scalar(t._tab, 8)
+        q = t.Quantization()
+        if q is not None:
+            sites["scale"] += vector(q._tab, 8, 4)[:4]
+            sites["zp"] += vector(q._tab, 10, 8)[:4]
+            sites["qdim"] += scalar(q._tab, 16)
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        sites["op_io"] += vector(op._tab, 6, 4) + vector(op._tab, 8, 4)
+        options = op.BuiltinOptions()
+        if options is not None:
+            sites["option"] += _vtable_fields(data, options.Pos)
+    sites["op_io"] += vector(sub._tab, 6, 4) + vector(sub._tab, 8, 4)  # graph inputs/outputs
+    return {k: v for k, v in sites.items() if v}
+
+
 _RANGES: dict[str, list[tuple[int, int]]] = {}
+_SITES: dict[str, dict[str, list[int]]] = {}
+
+
+def _put(data: bytearray, pos: int, fmt: str, value: float | int) -> None:
+    struct.pack_into(fmt, data, pos, value)
+
+
+def _field_edit(rng: random.Random, data: bytearray, sites: dict[str, list[int]]) -> str:
+    parts = []
+    for _ in range(rng.choice((1, 1, 2))):
+        kind = rng.choice(sorted(sites))
+        pos = rng.choice(sites[kind])
+        if kind == "dim":
+            (v,) = struct.unpack_from("<i", data, pos)
+            new: float | int = rng.choice((0, 1, 2, 3, v - 1, v + 1, 2 * v, v // 2, -1, 1 << 16, 0x7FFFFFFF))
+            _put(data, pos, "<i", new)
+        elif kind == "scale":
+            (v,) = struct.unpack_from("<f", data, pos)
+            new = rng.choice((0.0, -v, math.nan, math.inf, 1e-45, 1e-30, 1e30, 2 * v, v / 2, 1.0, 1 / 256))
+            _put(data, pos, "<f", new)
+        elif kind == "zp":
+            new = rng.choice((0, -128, 127, 128, -129, 255, -1, 1 << 40))
+            _put(data, pos, "<q", new)
+        elif kind == "qdim":
+            new = rng.choice((0, 1, 2, 3, 4, -1, 100))
+            _put(data, pos, "<i", new)
+        elif kind == "type":
+            new = rng.choice((*range(19), 99))
+            _put(data, pos, "<b", new)
+        elif kind == "buffer":
+            new = rng.choice((0, 1, 2, 3, rng.randrange(1, 64), 0xFFFFFFFF))
+            _put(data, pos, "<I", new)
+        elif kind == "op_io":
+            new = rng.choice((-1, 0, 1, 2, rng.randrange(0, 128), -2))
+            _put(data, pos, "<i", new)
+        else:  # one byte of an options field: stride, padding, activation, axis...
+            new = rng.choice((0, 1, 2, 3, 4, 5, 6, 0x7F, 0x80, 0xFF))
+            _put(data, pos, "<B", new)
+        parts.append(f"{kind} at {pos} := {new}")
+    return "field edits " + "; ".join(parts)
 
 
 def _position(rng: random.Random, data: bytes, ranges: list[tuple[int, int]], align: int = 1) -> int:
@@ -186,6 +281,8 @@ _SCHEDULE: list[Mutator] = [
     _chunk_deletion,
     _combo,
 ]
+# Out of every len(_SCHEDULE) + FIELD_EDIT_SLOTS seeds, this many edit fields in place.
+FIELD_EDIT_SLOTS = 5
 
 
 def mutate(name: str, seed: int) -> tuple[bytes, str]:
@@ -194,9 +291,13 @@ def mutate(name: str, seed: int) -> tuple[bytes, str]:
     if name not in _RANGES:
         _RANGES[name] = structure_ranges(original)
     rng = random.Random(f"{name}:{seed}")
-    mutator = _SCHEDULE[seed % len(_SCHEDULE)]
     data = bytearray(original)
-    what = mutator(rng, data, _RANGES[name])
+    slot = seed % (len(_SCHEDULE) + FIELD_EDIT_SLOTS)
+    if slot >= len(_SCHEDULE):
+        if name not in _SITES:
+            _SITES[name] = edit_sites(original)
+        return bytes(data), _field_edit(rng, data, _SITES[name])
+    what = _SCHEDULE[slot](rng, data, _RANGES[name])
     return bytes(data), what
 
 

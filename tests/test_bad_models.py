@@ -36,7 +36,7 @@ FLOAT32, INT32, INT8 = 0, 2, 9  # tflite TensorType codes
 class T:
     """A tensor as written: nothing is checked."""
 
-    name: str
+    name: str | bytes
     shape: list[int]
     type: int = INT8
     buffer: int = 0
@@ -164,6 +164,22 @@ def fc_spec() -> Spec:
         buffers=[b"", WEIGHTS.tobytes(), BIAS.tobytes()],
         inputs=[0],
         outputs=[3],
+    )
+
+
+def add_spec() -> Spec:
+    """y = x + c, int8, c a constant."""
+    return Spec(
+        tensors=[
+            T("x", [1, 4], scale=[0.5], zero_point=[0]),
+            T("c", [1, 4], buffer=1, scale=[0.5], zero_point=[0]),
+            T("y", [1, 4], scale=[0.25], zero_point=[0]),
+        ],
+        ops=[Op(0, [0, 1], [2])],
+        buffers=[b"", bytes([1, 2, 3, 4])],
+        inputs=[0],
+        outputs=[2],
+        opcodes=[BuiltinOperator.ADD],
     )
 
 
@@ -310,17 +326,40 @@ BAD_SPECS: dict[str, tuple[Spec, type[Exception], str]] = {
         ModelFormatError,
         r"tensor 2 \('bias'\) has zero point 1099511627776 outside the range",
     ),
-    # --- well-formed files whose graph the C backend must refuse
     "missing buffer for the weights": (
         with_tensor(fc_spec(), 1, buffer=0),
-        UnsupportedModelError,
-        r"input tensor 'weights' INT8\[3, 4\] is read before anything writes it",
+        ModelFormatError,
+        r"operator 0 \(FULLY_CONNECTED\) reads tensor 1 'weights' INT8\[3, 4\], which has no buffer, "
+        r"is not a graph input and no earlier operator writes it",
+    ),
+    "tensor name not UTF-8": (
+        with_tensor(fc_spec(), 3, name=b"\xff\xfe"),
+        ModelFormatError,
+        r"tensor 3 has a name that is not UTF-8: b'\\xff\\xfe'",
     ),
     "operator input missing": (
         replace(fc_spec(), ops=[Op(0, [0], [3])]),
-        UnsupportedModelError,
-        r"operator 0 \(FULLY_CONNECTED\): input 1 is missing",
+        ModelFormatError,
+        r"operator 0 \(FULLY_CONNECTED\) has no input 1; it needs 2 \(inputs \[0\]\)",
     ),
+    "required operator input omitted (-1)": (
+        # LiteRT segfaulted on this one (found by fuzzing the tflite backend).
+        replace(fc_spec(), ops=[Op(0, [0, -1, 2], [3])]),
+        ModelFormatError,
+        r"operator 0 \(FULLY_CONNECTED\) has no input 1; it needs 2 \(inputs \[0, -1, 2\]\)",
+    ),
+    "ADD input scale 2**19 times the output's": (
+        # TFLite's Prepare CHECKs this and aborts the process.
+        with_tensor(add_spec(), 0, scale=[3e38]),
+        ModelFormatError,
+        r"operator 0 \(ADD\) rescales inputs of scale 3e\+38 and 0.5 to an output of scale 0.25",
+    ),
+    "ADD constant operand with scale 0": (
+        with_tensor(add_spec(), 1, scale=[0.0]),
+        ModelFormatError,
+        r"operator 0 \(ADD\) rescales inputs of scale 0.5 and 0 .*TFLite needs positive scales",
+    ),
+    # --- well-formed files whose graph the C backend must refuse
     "operator without outputs": (
         replace(fc_spec(), ops=[Op(0, [0, 1, 2], [])], outputs=[0]),
         UnsupportedModelError,
@@ -363,6 +402,26 @@ def test_hostile_model_is_rejected(case):
         load(write(spec))
     assert type(info.value) is error
     assert re.search(pattern, str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing buffer for the weights",
+        "tensor name not UTF-8",
+        "required operator input omitted (-1)",
+        "ADD input scale 2**19 times the output's",
+        "ADD constant operand with scale 0",
+    ],
+)
+@pytest.mark.parametrize("backend", ["tflite", "auto"])
+def test_hostile_model_is_rejected_before_litert(case, backend):
+    # Found by fuzzing the tflite backend: LiteRT segfaults or aborts on the
+    # last three; its Python API raised UnicodeDecodeError on such names, and
+    # invoke() "Input tensor lacks data" on the first.
+    spec, error, pattern = BAD_SPECS[case]
+    with pytest.raises(error, match=pattern):
+        load(write(spec), backend)
 
 
 def test_absurd_scales_in_the_planner():

@@ -33,7 +33,11 @@ from _fuzz_worker import model_names  # noqa: E402
 
 NUM_CASES = int(os.environ.get("TINYRT_FUZZ_CASES", "2400"))
 SEED_BASE = 20_000  # fixed: the same cases on every run
-CASE_TIMEOUT = 15.0  # seconds; a case takes ~30 ms, so this only trips on a hang
+# A case takes ~30 ms.  A hang is judged on the child's CPU time, so that a
+# busy CI machine (wall time stretched by other jobs) does not look like one;
+# the wall-clock limit catches a child that is stuck without spinning.
+CASE_CPU_LIMIT = 10.0
+CASE_WALL_LIMIT = 120.0
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
@@ -77,21 +81,36 @@ class _Worker:
         self.stderr.seek(0)
         return self.stderr.read().decode("utf-8", "replace")[-3000:]
 
-    def run(self, case_id: int, name: str, seed: int, timeout: float) -> tuple[str, str]:
+    def cpu_seconds(self) -> float | None:
+        """The child's user + system CPU time (Linux), or None."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def run(self, case_id: int, name: str, seed: int) -> tuple[str, str]:
         """(verdict, detail); verdict "CRASH" or "HANG" when the child did not answer."""
         assert self.proc.stdin is not None
+        cpu_start = self.cpu_seconds()
         try:
             self.proc.stdin.write(f"{case_id} {name} {seed}\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             return "CRASH", f"worker gone before the case (exit {self.proc.wait()})\n{self.stderr_tail()}"
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
         while True:
             try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                line = self.lines.get(timeout=0.25)
             except queue.Empty:
-                self.kill()
-                return "HANG", f"no result within {timeout:.0f} s"
+                wall = time.monotonic() - start
+                cpu = self.cpu_seconds()
+                used = cpu - cpu_start if cpu is not None and cpu_start is not None else wall
+                if used > CASE_CPU_LIMIT or wall > CASE_WALL_LIMIT:
+                    self.kill()
+                    return "HANG", f"no result after {used:.1f} s of CPU time ({wall:.1f} s wall)"
+                continue
             if line is None:
                 code = self.proc.wait()
                 return "CRASH", f"worker died with exit code {code}\n{self.stderr_tail()}"
@@ -131,7 +150,7 @@ def run_fuzz(cases: list[tuple[str, int]], backend: str = "c", workers: int = WO
                     case_id, name, seed = todo.get_nowait()
                 except queue.Empty:
                     return
-                verdict, detail = worker.run(case_id, name, seed, CASE_TIMEOUT)
+                verdict, detail = worker.run(case_id, name, seed)
                 with lock:
                     report.verdicts[(name, verdict)] += 1
                     if verdict == "rejected":
@@ -174,39 +193,50 @@ def test_mutated_models_never_crash_or_hang():
     print(f"\n{total} fuzz cases in {elapsed:.1f} s on {WORKERS} worker(s): {dict(report.verdicts)}")
 
 
-def test_worker_reports_a_crash_with_its_seed(monkeypatch):
-    # The harness itself: a child that dies mid-case is reported as a CRASH
-    # naming the case, and the remaining cases still run in a fresh child.
-    import _fuzz_worker
+def _fake_worker(script: str):
+    """A _Worker.__init__ whose child announces each case, then runs script."""
+    source = "import sys\nfor line in sys.stdin:\n    print('B', line.split()[0], flush=True)\n" + "".join(
+        f"    {s}\n" for s in script.splitlines()
+    )
 
-    monkeypatch.setattr(_Worker, "__init__", _crashing_worker_init)
+    def init(self: _Worker, backend: str) -> None:
+        self.backend = backend
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", source],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            bufsize=1,
+        )
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    return init
+
+
+def test_harness_reports_a_crash_with_its_seed(monkeypatch):
+    # A child that dies mid-case is reported as a CRASH naming the case, and
+    # the remaining cases still run, in a fresh child.
+    monkeypatch.setattr(_Worker, "__init__", _fake_worker("import ctypes\nctypes.string_at(0)"))
     report = run_fuzz([("hello_world_int8", 1), ("hello_world_int8", 2)], workers=1)
     assert len(report.failures) == 2
-    assert report.failures[0].startswith("CRASH: hello_world_int8 seed 1")
-    assert "exit code -11" in report.failures[0]
-    assert _fuzz_worker.model_names()  # the worker module imports cleanly here too
+    assert report.failures[0].startswith("CRASH: hello_world_int8 seed 1 (reproduce: python tests/_fuzz_worker.py")
+    assert "worker died with exit code -11" in report.failures[0]
+    assert report.failures[1].startswith("CRASH: hello_world_int8 seed 2")
 
 
-def _crashing_worker_init(self: _Worker, backend: str) -> None:
-    # A child that announces the case, then segfaults.
-    script = (
-        "import sys, ctypes\n"
-        "line = sys.stdin.readline()\n"
-        "print('B', line.split()[0], flush=True)\n"
-        "ctypes.string_at(0)\n"
-    )
-    self.backend = backend
-    self.stderr = tempfile.TemporaryFile()
-    self.proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=self.stderr,
-        text=True,
-        bufsize=1,
-    )
-    self.lines = queue.Queue()
-    threading.Thread(target=self._read, daemon=True).start()
+def test_harness_reports_a_hang(monkeypatch):
+    # A child spinning on a case is killed once it has used the CPU limit.
+    monkeypatch.setattr(sys.modules[__name__], "CASE_CPU_LIMIT", 0.5)
+    monkeypatch.setattr(_Worker, "__init__", _fake_worker("while True: pass"))
+    start = time.monotonic()
+    report = run_fuzz([("kws_ref_model", 7)], workers=1)
+    assert time.monotonic() - start < 30
+    assert len(report.failures) == 1
+    assert report.failures[0].startswith("HANG: kws_ref_model seed 7")
+    assert "s of CPU time" in report.failures[0]
 
 
 @pytest.mark.parametrize("backend", ["tflite", "auto"])
