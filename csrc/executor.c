@@ -30,6 +30,15 @@ static int32_t run_step(const trt_step *s, uint8_t *arena) {
         trt_fully_connected_s8((const trt_fully_connected_params *)s->params,
                                (const int8_t *)in0, (int8_t *)out);
         return TRT_OK;
+    case TRT_OP_SPARSE_FULLY_CONNECTED:
+        trt_sparse_fully_connected_s8(
+            (const trt_sparse_fully_connected_params *)s->params,
+            (const int8_t *)in0, (int8_t *)out);
+        return TRT_OK;
+    case TRT_OP_SPARSE_CONV2D:
+        trt_sparse_conv2d_s8((const trt_sparse_conv2d_params *)s->params,
+                             (const int8_t *)in0, (int8_t *)out, scratch);
+        return TRT_OK;
     case TRT_OP_AVG_POOL:
         trt_avg_pool_s8((const trt_pool_params *)s->params,
                         (const int8_t *)in0, (int8_t *)out);

@@ -28,6 +28,7 @@ def load(
     backend: Backend = "auto",
     num_threads: int = 1,
     fc_rounding: Literal["tflite", "tflm"] = "tflite",
+    sparse: Literal["auto", "off", "force"] = "auto",
 ) -> Model:
     """Load a .tflite model.
 
@@ -37,6 +38,11 @@ def load(
     "tflite" with a one-line notice on stderr.
     fc_rounding: "tflite" (default) rescales FULLY_CONNECTED like TFLite's
     reference kernels; "tflm" like TFLite Micro and CMSIS-NN.
+    sparse: how the C backend treats pruned (zero) weights of FULLY_CONNECTED
+    and CONV_2D layers: "auto" (default) runs a layer with a sparse kernel
+    where the cost model says that is faster, "off" always runs the dense
+    kernels, "force" the sparse ones wherever they apply.  Results are the
+    same bits in every mode.
     """
     if backend not in ("auto", "c", "tflite"):
         raise ValueError(f"backend must be 'auto', 'c' or 'tflite', got {backend!r}")
@@ -44,6 +50,8 @@ def load(
         raise ValueError(f"num_threads must be at least 1, got {num_threads}")
     if fc_rounding not in ("tflite", "tflm"):
         raise ValueError(f"fc_rounding must be 'tflite' or 'tflm', got {fc_rounding!r}")
+    if sparse not in ("auto", "off", "force"):
+        raise ValueError(f"sparse must be 'auto', 'off' or 'force', got {sparse!r}")
     content = _read(path)
     if backend == "tflite":
         from .backends.tflite import TFLiteModel
@@ -58,7 +66,7 @@ def load(
         # The graph checks first: CModel describes the I/O tensors before it
         # plans, and an input of a type it cannot run must fall back cleanly.
         _check_graph(graph)
-        return CModel(graph, fc_fixed_point=fc_rounding == "tflm")
+        return CModel(graph, fc_fixed_point=fc_rounding == "tflm", sparse=sparse)
     except UnsupportedModelError as exc:
         if backend == "c":
             raise

@@ -9,7 +9,8 @@ every buffer lives in the one arena:
 - depthwise convolutions may run in place (TinyEngine), with a temporary
   block of channels in scratch, when that lowers the peak;
 - convolutions drop their im2col patches for the direct path when the
-  patches would raise the peak.
+  patches would raise the peak.  (Sparse convolutions keep their SIMD pixel
+  tiles: without them they lose to the dense kernel, runtime.sparse.)
 
 The last two trade a little speed for memory, so they are searched: start
 from the fastest choices and take, one at a time, the change that shrinks
@@ -24,6 +25,7 @@ from ._native import lib
 from .graph import Graph
 from .ops import Step
 from .planner import Buffer, check_no_overlap, plan_arena
+from .sparse import conv_scratch_without_tile
 
 # Element-wise kinds whose output may overwrite a same-sized input.
 _ELEMENTWISE = {lib.TRT_OP_ADD, lib.TRT_OP_MUL, lib.TRT_OP_LUT, lib.TRT_OP_REQUANTIZE}
@@ -58,6 +60,9 @@ def apply_choices(steps: list[Step], choices: Choices) -> None:
         if step.kind == lib.TRT_OP_CONV2D:
             step.params.im2col = 0 if i in choices.direct_conv else 1
             step.scratch_bytes = int(lib.trt_conv2d_s8_scratch_size(step.params))
+        elif step.kind == lib.TRT_OP_SPARSE_CONV2D and i in choices.direct_conv:
+            step.params.tile = 0  # forced by a test: the pixel-by-pixel path
+            step.scratch_bytes = int(lib.trt_sparse_conv2d_s8_scratch_size(step.params))
         elif step.kind == lib.TRT_OP_DEPTHWISE_CONV2D:
             block = choices.dw_block.get(i, 0)
             step.params.in_place = 1 if block else 0
@@ -71,6 +76,8 @@ def _scratch_for(step: Step, index: int, choices: Choices) -> int:
         if index in choices.direct_conv:
             return 0
         return step.im2col_scratch
+    if step.kind == lib.TRT_OP_SPARSE_CONV2D:
+        return conv_scratch_without_tile(step.params) if index in choices.direct_conv else step.im2col_scratch
     if step.kind == lib.TRT_OP_DEPTHWISE_CONV2D:
         block = choices.dw_block.get(index, 0)
         p = step.params
@@ -200,12 +207,20 @@ def dw_inplace_candidates(graph: Graph, steps: list[Step], views: dict[int, int]
     return out
 
 
-def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Layout:
-    """Search the memory choices for the smallest arena, preferring speed on ties."""
+def _fastest_conv_scratch(steps: list[Step]) -> None:
+    """Start every convolution with its speed-first scratch (im2col patches;
+    a sparse one with the tile its builder chose) and remember its size."""
     for step in steps:
         if step.kind == lib.TRT_OP_CONV2D:
             step.params.im2col = 1
             step.im2col_scratch = int(lib.trt_conv2d_s8_scratch_size(step.params))
+        elif step.kind == lib.TRT_OP_SPARSE_CONV2D:
+            step.im2col_scratch = int(lib.trt_sparse_conv2d_s8_scratch_size(step.params))
+
+
+def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Layout:
+    """Search the memory choices for the smallest arena, preferring speed on ties."""
+    _fastest_conv_scratch(steps)
     choices = Choices(inplace=elementwise_inplace(graph, steps, views))
     best = layout(graph, steps, views, choices)
     dw_candidates = dw_inplace_candidates(graph, steps, views)
@@ -244,10 +259,7 @@ def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Lay
 
 def forced_layout(graph: Graph, steps: list[Step], views: dict[int, int], make: object) -> Layout:
     """The layout for choices given by a function of the steps (for tests)."""
-    for step in steps:
-        if step.kind == lib.TRT_OP_CONV2D:
-            step.params.im2col = 1
-            step.im2col_scratch = int(lib.trt_conv2d_s8_scratch_size(step.params))
+    _fastest_conv_scratch(steps)
     chosen = make(graph, steps, views)  # type: ignore[operator]
     result = layout(graph, steps, views, chosen)
     check_no_overlap(result.buffers)

@@ -19,6 +19,7 @@ from .graph import Graph
 from .memory import Choices, choose_layout, forced_layout
 from .ops import BUILDERS, Alias, OpContext, Step
 from .planner import Buffer
+from .sparse import SparseLayer, SparsePolicy, as_policy, sparsify
 
 SUPPORTED_IO_DTYPES = ("int8", "uint8", "float32")
 MAX_ARENA_BYTES = 1 << 30
@@ -35,6 +36,8 @@ class Plan:
     tensor_offset: dict[int, int]
     scratch_offset: list[int]  # per step, -1 when none
     memory: Any = None  # the runtime.memory.Layout chosen
+    # FULLY_CONNECTED / CONV_2D layers eligible for sparse kernels: the choice made
+    sparse_layers: list[SparseLayer] = field(default_factory=list)
     c_plan: Any = None  # cffi trt_plan *
     _keep: list[Any] = field(default_factory=list)
 
@@ -77,12 +80,17 @@ def build_plan(
     materialize: bool = True,
     fc_fixed_point: bool = False,
     choices: Callable[[Graph, list[Step], dict[int, int]], Choices] | None = None,
+    sparse: str | SparsePolicy = "off",
 ) -> Plan:
     """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op.
 
     choices: for tests, a function (graph, steps, views) -> memory choices to
-    use instead of searching for the smallest arena."""
+    use instead of searching for the smallest arena.
+    sparse: "off" (the dense kernels), "auto" (sparse kernels for the layers
+    whose pruned weights make them faster, runtime.sparse) or "force"."""
     _check_graph(graph)
+    policy = as_policy(sparse)
+    sparse_layers: list[SparseLayer] = []
     steps: list[Step] = []
     step_ops: list[int] = []
     root: dict[int, int] = {}
@@ -113,6 +121,10 @@ def build_plan(
             result = build_fully_connected(ctx, fixed_point=True)
         else:
             result = builder(ctx)
+        if policy.mode != "off" and isinstance(result, Step) and op.opcode in ("FULLY_CONNECTED", "CONV_2D"):
+            result, layer = sparsify(graph, op, result, len(steps), policy)
+            if layer is not None:
+                sparse_layers.append(layer)
         out = op.outputs[0]
         if out in produced or graph.tensors[out].is_constant:
             raise ctx.unsupported(f"output tensor {graph.describe_tensor(out)} is written twice or is a constant")
@@ -145,6 +157,7 @@ def build_plan(
         tensor_offset=mem.tensor_offset,
         scratch_offset=mem.scratch_offset,
         memory=mem,
+        sparse_layers=sparse_layers,
     )
     if materialize:
         _materialize(plan)

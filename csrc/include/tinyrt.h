@@ -127,6 +127,92 @@ typedef struct {
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
                             const int8_t *input, int8_t *output);
 
+/* ---------------------------------------------------------- sparse weights --- */
+
+/* Pruned weights, packed at plan time so that zero weights cost nothing.
+ *
+ * The matrix has `rows` output channels of `cols` inputs each (FULLY_CONNECTED:
+ * [N][K]; CONV_2D: [C_out][KH*KW*C_in], a row over the receptive field in the
+ * dense kernel's patch order).  Rows are cut into strips of `block` rows; a
+ * strip keeps a list of blocks, each one column and `block` consecutive rows
+ * (block 1: unstructured, one weight per entry; 4 or 8: the Bx1 blocks that
+ * pruning with --block 4x1 / 8x1 leaves, one index per B weights).
+ *
+ *   strip_ptr[s] .. strip_ptr[s + 1]   the blocks of strip s (an even count:
+ *                                      an odd strip ends with a block of zeros)
+ *   index[j]                           the column of block j (uint16: cols <= 65535)
+ *   values                             B weights per block, two blocks at a time
+ *                                      interleaved: block j, row r is at
+ *                                      values[(j & ~1) * B + 2 * r + (j & 1)]
+ *
+ * The interleave puts the two weights one row multiplies in a pair of blocks
+ * next to each other, which is the operand order of a 2-way int16 multiply-add
+ * (vpmaddwd, SMLAD); block 1 reduces to values[j].  Rows past `rows` in the
+ * last strip hold zeros.  Zero weights of a kept block are stored as zeros, so
+ * the sum of kept weights equals the dense sum and the folded zero-point term
+ * (bias_folded) is the dense one: results are bit-exact with the dense kernels. */
+typedef struct {
+    int32_t rows;
+    int32_t cols;
+    int32_t block;                /* rows per block: 1, 4 or 8                 */
+    const int32_t *strip_ptr;     /* [ceil(rows / block) + 1]                  */
+    const uint16_t *index;        /* [strip_ptr[strips]]                       */
+    const int8_t *values;         /* [strip_ptr[strips] * block]               */
+} trt_sparse_matrix;
+
+/* FULLY_CONNECTED with sparse weights; everything else as
+ * trt_fully_connected_params (same rescale: `scale` in double, or
+ * multiplier/shift when it is NULL). */
+typedef struct {
+    int32_t batches;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    trt_sparse_matrix weights;   /* rows = out_features, cols = in_features  */
+    const int32_t *bias_folded;  /* bias + input_offset * sum of kept weights */
+    const double *scale;
+    const int32_t *multiplier;
+    const int32_t *shift;
+} trt_sparse_fully_connected_params;
+
+void trt_sparse_fully_connected_s8(const trt_sparse_fully_connected_params *p,
+                                   const int8_t *input, int8_t *output);
+
+/* CONV_2D (one group) with sparse weights; geometry and quantisation as
+ * trt_conv2d_params. */
+typedef struct {
+    trt_dims input;              /* N, H, W, C_in                             */
+    trt_dims filter;             /* C_out, KH, KW, C_in                       */
+    trt_dims output;             /* N, OH, OW, C_out                          */
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t dilation_h;
+    int32_t dilation_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    trt_sparse_matrix weights;   /* rows = C_out, cols = KH * KW * C_in      */
+    const int32_t *bias_folded;  /* bias + input_offset * sum of kept weights */
+    const int32_t *multiplier;
+    const int32_t *shift;
+    /* 1: a SIMD path may work on tiles of pixels in scratch (transposed to
+     * one row per input, the pixels side by side), which the scratch size
+     * then includes; 0: pixel by pixel, with one receptive-field patch of
+     * scratch for a non-pointwise convolution and none for a pointwise one.
+     * The memory planner sets 0 where the tile would raise the arena peak. */
+    int32_t tile;
+} trt_sparse_conv2d_params;
+
+size_t trt_sparse_conv2d_s8_scratch_size(const trt_sparse_conv2d_params *p);
+void trt_sparse_conv2d_s8(const trt_sparse_conv2d_params *p,
+                          const int8_t *input, int8_t *output, void *scratch);
+
 /* ----------------------------------------------------------------- pooling --- */
 
 typedef struct {
@@ -370,7 +456,9 @@ typedef enum {
     TRT_OP_DEQUANTIZE_S8 = 16,
     TRT_OP_DEQUANTIZE_U8 = 17,
     TRT_OP_COPY = 18,
-    TRT_OP_MEAN = 19
+    TRT_OP_MEAN = 19,
+    TRT_OP_SPARSE_FULLY_CONNECTED = 20,
+    TRT_OP_SPARSE_CONV2D = 21
 } trt_op_kind;
 
 /* Where an operand lives: inside the arena at `offset`, or, when `data` is

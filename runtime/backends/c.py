@@ -28,13 +28,14 @@ def tensor_info(graph: Graph, index: int) -> TensorInfo:
 class CModel(Model):
     backend = "c"
 
-    def __init__(self, graph: Graph, fc_fixed_point: bool = False, plan_choices: Any = None):
+    def __init__(self, graph: Graph, fc_fixed_point: bool = False, plan_choices: Any = None, sparse: Any = "auto"):
         super().__init__(
             [tensor_info(graph, i) for i in graph.inputs],
             [tensor_info(graph, i) for i in graph.outputs],
         )
         self.graph = graph
-        self.plan: Plan = build_plan(graph, fc_fixed_point=fc_fixed_point, choices=plan_choices)
+        # sparse: "auto" | "off" | "force" or a runtime.sparse.SparsePolicy
+        self.plan: Plan = build_plan(graph, fc_fixed_point=fc_fixed_point, choices=plan_choices, sparse=sparse)
         # The arena: aligned so that every planned offset keeps 16-byte alignment.
         raw = np.zeros(self.plan.arena_bytes + ARENA_ALIGNMENT, dtype=np.uint8)
         start = (-raw.ctypes.data) % ARENA_ALIGNMENT

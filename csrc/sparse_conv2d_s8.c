@@ -1,0 +1,172 @@
+/*
+ * CONV_2D (one group) with pruned weights (trt_sparse_matrix), int8.
+ *
+ * The arithmetic is conv2d_s8.c's: bias_folded carries the zero-point term
+ * (bias + (-zp_in) * sum of the kept weights, which is the dense sum), and
+ * taps outside the image read the input zero point, so that each output is
+ * bias_folded plus a plain dot product of the kept weights with the
+ * receptive field; the per-channel requantisation is the dense one.
+ *
+ *  - pixel by pixel (every ISA; the MCU path): a pointwise convolution reads
+ *    each pixel's channels in place; any other gathers the receptive field
+ *    into a patch (scratch) first.  Rows go through spmv in chunks of
+ *    TRT_SPARSE_CONV_CHUNK channels of stack accumulators.
+ *  - tiles (p->tile = 1 and a table with spmm_tile): TRT_SPARSE_TILE pixels
+ *    are transposed into int16 rows, one per input, in scratch; spmm_tile
+ *    writes every output channel of the tile (pixels side by side) into a
+ *    staging area that transpose_out turns back into NHWC.
+ */
+#include <string.h>
+
+#include "sparse_ukernels.h"
+
+enum { TRT_SPARSE_CONV_CHUNK = 64 }; /* a multiple of every block size */
+
+static int is_pointwise(const trt_sparse_conv2d_params *p) {
+    return p->filter.h == 1 && p->filter.w == 1 && p->stride_h == 1 &&
+           p->stride_w == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+           p->input.h == p->output.h && p->input.w == p->output.w;
+}
+
+static int32_t patch_len(const trt_sparse_conv2d_params *p) {
+    return p->filter.h * p->filter.w * p->filter.c;
+}
+
+static int32_t padded_rows(const trt_sparse_conv2d_params *p) {
+    const int32_t bs = p->weights.block;
+    return (p->output.c + bs - 1) / bs * bs;
+}
+
+/* Tile scratch: the int16 transposed tile, the staging outputs and, unless
+ * pointwise (whose pixels are read in place), TILE gathered patches. */
+static size_t tile_bytes(const trt_sparse_conv2d_params *p) {
+    const size_t k = (size_t)patch_len(p);
+    return 2 * TRT_SPARSE_TILE * k +
+           (size_t)TRT_SPARSE_TILE * (size_t)padded_rows(p) +
+           (is_pointwise(p) ? 0 : TRT_SPARSE_TILE * k);
+}
+
+size_t trt_sparse_conv2d_s8_scratch_size(const trt_sparse_conv2d_params *p) {
+    if (p->tile) {
+        return tile_bytes(p);
+    }
+    return is_pointwise(p) ? 0 : (size_t)patch_len(p);
+}
+
+/* The receptive field of output pixel (oy, ox), taps outside the image
+ * filled with the input zero point (they then add w * 0 after folding). */
+static void gather_patch(const trt_sparse_conv2d_params *p,
+                         const int8_t *input_n, int32_t oy, int32_t ox,
+                         int8_t *dst) {
+    const int32_t in_h = p->input.h, in_w = p->input.w, in_c = p->input.c;
+    const int8_t pad = (int8_t)(-p->input_offset);
+    const int32_t iy0 = oy * p->stride_h - p->pad_top;
+    const int32_t ix0 = ox * p->stride_w - p->pad_left;
+    for (int32_t ky = 0; ky < p->filter.h; ++ky) {
+        const int32_t iy = iy0 + ky * p->dilation_h;
+        if (iy < 0 || iy >= in_h) {
+            memset(dst, pad, (size_t)(p->filter.w * in_c));
+            dst += p->filter.w * in_c;
+            continue;
+        }
+        const int8_t *row = input_n + (int64_t)iy * in_w * in_c;
+        for (int32_t kx = 0; kx < p->filter.w; ++kx) {
+            const int32_t ix = ix0 + kx * p->dilation_w;
+            if (ix < 0 || ix >= in_w) {
+                memset(dst, pad, (size_t)in_c);
+            } else {
+                memcpy(dst, row + (int64_t)ix * in_c, (size_t)in_c);
+            }
+            dst += in_c;
+        }
+    }
+}
+
+static void run_pixels(const trt_ukernels *uk, const trt_sparse_ukernels *sk,
+                       const trt_sparse_conv2d_params *p,
+                       const int8_t *input_n, int8_t *output_n,
+                       int8_t *patch) {
+    const trt_sparse_matrix *m = &p->weights;
+    const int32_t bs = m->block;
+    const int32_t out_c = p->output.c, out_w = p->output.w;
+    const int32_t strips = (out_c + bs - 1) / bs;
+    const int32_t per_chunk = TRT_SPARSE_CONV_CHUNK / bs;
+    const int32_t pixels = p->output.h * out_w;
+    const int pointwise = is_pointwise(p);
+    int32_t acc[TRT_SPARSE_CONV_CHUNK];
+    for (int32_t px = 0; px < pixels; ++px) {
+        const int8_t *x;
+        if (pointwise) {
+            x = input_n + (int64_t)px * p->input.c;
+        } else {
+            gather_patch(p, input_n, px / out_w, px % out_w, patch);
+            x = patch;
+        }
+        int8_t *out = output_n + (int64_t)px * out_c;
+        for (int32_t s0 = 0; s0 < strips; s0 += per_chunk) {
+            const int32_t s1 = TRT_MIN(strips, s0 + per_chunk);
+            const int32_t c0 = s0 * bs;
+            const int32_t n = TRT_MIN(out_c, s1 * bs) - c0;
+            sk->spmv(m, s0, s1, x, acc);
+            uk->requantize(acc, p->bias_folded + c0, p->multiplier + c0,
+                           p->shift + c0, n, p->output_offset, p->act_min,
+                           p->act_max, out + c0);
+        }
+    }
+}
+
+static void run_tiles(const trt_sparse_ukernels *sk,
+                      const trt_sparse_conv2d_params *p,
+                      const int8_t *input_n, int8_t *output_n,
+                      uint8_t *scratch) {
+    const int32_t k = patch_len(p);
+    const int32_t out_c = p->output.c, out_w = p->output.w;
+    const int32_t pixels = p->output.h * out_w;
+    const int pointwise = is_pointwise(p);
+    int16_t *xt = (int16_t *)(void *)scratch;
+    int8_t *staging = (int8_t *)(scratch + 2 * TRT_SPARSE_TILE * (size_t)k);
+    int8_t *patches = staging + TRT_SPARSE_TILE * (size_t)padded_rows(p);
+    const int8_t *rows[TRT_SPARSE_TILE];
+    for (int32_t px0 = 0; px0 < pixels; px0 += TRT_SPARSE_TILE) {
+        const int32_t n = TRT_MIN(TRT_SPARSE_TILE, pixels - px0);
+        for (int32_t t = 0; t < TRT_SPARSE_TILE; ++t) {
+            /* Pixels past the end repeat the last one; their outputs are
+             * dropped by transpose_out. */
+            const int32_t px = px0 + TRT_MIN(t, n - 1);
+            if (pointwise) {
+                rows[t] = input_n + (int64_t)px * k;
+            } else {
+                int8_t *dst = patches + (int64_t)t * k;
+                if (t < n) {
+                    gather_patch(p, input_n, px / out_w, px % out_w, dst);
+                }
+                rows[t] = t < n ? dst : patches + (int64_t)(n - 1) * k;
+            }
+        }
+        sk->transpose_widen(rows, k, xt);
+        sk->spmm_tile(&p->weights, xt, p->bias_folded, p->multiplier,
+                      p->shift, p->output_offset, p->act_min, p->act_max,
+                      staging);
+        sk->transpose_out(staging, out_c, n, output_n + (int64_t)px0 * out_c,
+                          out_c);
+    }
+}
+
+void trt_sparse_conv2d_s8(const trt_sparse_conv2d_params *p,
+                          const int8_t *input, int8_t *output, void *scratch) {
+    const trt_ukernels *uk = trt_ukernels_active();
+    const trt_sparse_ukernels *sk = trt_sparse_ukernels_active();
+    const int32_t in_plane = p->input.h * p->input.w * p->input.c;
+    const int32_t out_plane = p->output.h * p->output.w * p->output.c;
+    for (int32_t b = 0; b < p->input.n; ++b) {
+        const int8_t *input_n = input + (int64_t)b * in_plane;
+        int8_t *output_n = output + (int64_t)b * out_plane;
+        if (p->tile && sk->spmm_tile) {
+            run_tiles(sk, p, input_n, output_n, (uint8_t *)scratch);
+        } else {
+            /* With p->tile set (a plan made for a SIMD table, run under
+             * another) the scratch holds a tile, which is larger than a patch. */
+            run_pixels(uk, sk, p, input_n, output_n, (int8_t *)scratch);
+        }
+    }
+}

@@ -1,0 +1,492 @@
+"""Pruned weights at plan time: measure, decide, pack.
+
+For every FULLY_CONNECTED and (single-group) CONV_2D the planner measures
+how many weights are zero, predicts the kernel time of the dense kernel and
+of the sparse kernels from a cost model calibrated on this machine class
+(tools/calibrate_sparse.py), and in ``sparse="auto"`` mode keeps the
+faster: dense below the break-even sparsity, sparse above it.
+``"force"`` takes the cheapest sparse format for every eligible layer,
+``"off"`` leaves the plan exactly as without this module.
+
+Formats (csrc/include/tinyrt.h, trt_sparse_matrix): a row is an output
+channel over the K inputs it reduces (FULLY_CONNECTED: in_features; CONV_2D:
+KH*KW*C_in in the dense patch order).  Rows are cut into strips of B rows
+and a strip lists its kept blocks -- B consecutive rows by one input --
+with a uint16 input index each:
+
+- B = 1, "1x1": unstructured, one index per kept weight;
+- B = 4 / 8, "4x1" / "8x1": one index per four / eight weights, what
+  ``python -m runtime.prune --block 4x1`` (or 8x1) leaves, and what SIMD
+  lanes want (the rows of a strip are the lanes of one multiply-add).
+
+A block is kept when any of its weights is non-zero; its zeros are stored,
+so the sum of the kept weights is the dense sum and the folded zero-point
+term (bias_folded) is the dense one: results are bit-exact by construction.
+Strips keep an even number of blocks (a zero block pads an odd count) and
+store the weights of two blocks interleaved row by row, the operand order of
+a 2-way int16 multiply-add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ._native import ffi, lib
+from .graph import Graph, Operator
+from .ops.common import Step
+
+SparseMode = Literal["auto", "off", "force"]
+MODES: tuple[str, ...] = ("auto", "off", "force")
+BLOCKS: tuple[int, ...] = (1, 4, 8)
+MAX_COLS = 0xFFFF  # indices are uint16
+TILE = 16  # TRT_SPARSE_TILE in csrc/sparse_ukernels.h
+TILE_ISAS = ("avx2",)  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
+
+# ---------------------------------------------------------------------------- cost model
+#
+# Predicted nanoseconds per inference of one layer, linear in counts the
+# planner knows before packing:
+#
+#   FULLY_CONNECTED, per input row (batch):
+#     dense        mac * N*K + row * N
+#     sparse[B]    entry * blocks + strip * strips + row * N
+#   CONV_2D, per output pixel:
+#     dense        mac * C_out*K + row * C_out + patch * K   (patch: not for 1x1)
+#     sparse[B]    entry * blocks + strip * strips + row * C_out + patch * K
+#
+# (blocks: kept blocks plus the padding that makes each strip's count even;
+# strips: ceil(rows / B).)  Coefficients per instruction set and layer kind,
+# from `python tools/calibrate_sparse.py` on the machine named below: kernel
+# time of single-layer models (one trt_run_plan call, no Python I/O), dense
+# and every sparse format interleaved, least squares over sparsities 0..97%
+# and the shapes listed in the script.  Machines of another class shift the
+# break-even point; rerun the script there and paste its output.
+COSTS_PROVENANCE = "placeholder: not yet calibrated"
+COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
+    "avx2": {
+        "fc": {
+            "dense": {"mac": 0.025, "row": 0.5},
+            "1": {"entry": 0.7, "strip": 1.0, "row": 0.5},
+            "4": {"entry": 0.8, "strip": 2.0, "row": 0.5},
+            "8": {"entry": 0.8, "strip": 2.0, "row": 0.5},
+        },
+        "pointwise": {
+            "dense": {"mac": 0.026, "row": 0.35, "patch": 0.0},
+            "1": {"entry": 0.12, "strip": 0.2, "row": 0.35, "patch": 0.05},
+            "4": {"entry": 0.25, "strip": 0.5, "row": 0.35, "patch": 0.05},
+            "8": {"entry": 0.5, "strip": 1.0, "row": 0.35, "patch": 0.05},
+        },
+        "conv": {
+            "dense": {"mac": 0.026, "row": 0.35, "patch": 0.1},
+            "1": {"entry": 0.12, "strip": 0.2, "row": 0.35, "patch": 0.15},
+            "4": {"entry": 0.25, "strip": 0.5, "row": 0.35, "patch": 0.15},
+            "8": {"entry": 0.5, "strip": 1.0, "row": 0.35, "patch": 0.15},
+        },
+    },
+}
+# Tables without SIMD sparse kernels (and MCUs) use the portable figures.
+COSTS["portable"] = COSTS["avx2"]
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class WeightStats:
+    """Zero structure of one weight matrix [rows][cols]."""
+
+    rows: int
+    cols: int
+    nnz: int
+    # per block size B: (kept blocks incl. even-count padding, kept blocks,
+    # strips, weights in kept blocks on real rows)
+    blocks: dict[int, tuple[int, int, int, int]]
+
+    @property
+    def sparsity(self) -> float:
+        total = self.rows * self.cols
+        return 1.0 - self.nnz / total if total else 0.0
+
+
+def _strips_view(w2: np.ndarray, block: int) -> np.ndarray:
+    """[strips][block][cols] with zero rows padding the last strip."""
+    rows, cols = w2.shape
+    strips = -(-rows // block)
+    if strips * block != rows:
+        w2 = np.concatenate([w2, np.zeros((strips * block - rows, cols), dtype=w2.dtype)])
+    return w2.reshape(strips, block, cols)
+
+
+def _kept_blocks(w2: np.ndarray, block: int) -> np.ndarray:
+    """bool [strips][cols]: the block (strip, col) has a non-zero weight."""
+    if block == 1:
+        return w2 != 0
+    return np.any(_strips_view(w2, block) != 0, axis=1)
+
+
+def weight_stats(w2: np.ndarray) -> WeightStats:
+    rows, cols = w2.shape
+    blocks: dict[int, tuple[int, int, int, int]] = {}
+    for b in BLOCKS:
+        keep = _kept_blocks(w2, b)
+        counts = keep.sum(axis=1)
+        strips = int(keep.shape[0])
+        # the last strip may be short of b real rows
+        weights = int(counts[:-1].sum()) * b + int(counts[-1]) * (rows - (strips - 1) * b) if strips else 0
+        blocks[b] = (int((counts + (counts & 1)).sum()), int(counts.sum()), strips, weights)
+    return WeightStats(rows, cols, int(np.count_nonzero(w2)), blocks)
+
+
+# ---------------------------------------------------------------------------- packing
+
+
+@dataclass
+class Packed:
+    block: int
+    strip_ptr: np.ndarray  # int32 [strips + 1]
+    index: np.ndarray  # uint16 [entries]
+    values: np.ndarray  # int8 [entries * block], pair-interleaved
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.strip_ptr.nbytes + self.index.nbytes + self.values.nbytes)
+
+    def dense(self, rows: int, cols: int) -> np.ndarray:
+        """Unpack (for tests): the [rows][cols] matrix these arrays hold."""
+        b = self.block
+        strips = self.strip_ptr.size - 1
+        out = np.zeros((strips * b, cols), dtype=np.int32)
+        pairs = self.values.reshape(-1, b, 2).transpose(0, 2, 1).reshape(-1, b)
+        for s in range(strips):
+            for j in range(int(self.strip_ptr[s]), int(self.strip_ptr[s + 1])):
+                out[s * b : (s + 1) * b, int(self.index[j])] += pairs[j]
+        return out[:rows].astype(np.int8)
+
+
+def pack(w2: np.ndarray, block: int) -> Packed:
+    """Pack an int8 matrix [rows][cols] in the trt_sparse_matrix format."""
+    rows, cols = w2.shape
+    if cols > MAX_COLS:
+        raise ValueError(f"{cols} inputs per row: sparse indices are uint16 (at most {MAX_COLS})")
+    view = _strips_view(np.asarray(w2, dtype=np.int8), block)
+    keep = _kept_blocks(w2, block)
+    strips = keep.shape[0]
+    s_idx, k_idx = np.nonzero(keep)  # strip-major, columns ascending
+    counts = np.bincount(s_idx, minlength=strips).astype(np.int64)
+    padded = counts + (counts & 1)
+    strip_ptr = np.zeros(strips + 1, dtype=np.int64)
+    np.cumsum(padded, out=strip_ptr[1:])
+    first = np.zeros(strips, dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    pos = strip_ptr[s_idx] + (np.arange(s_idx.size) - first[s_idx])
+    total = int(strip_ptr[-1])
+    index = np.zeros(total, dtype=np.uint16)
+    index[pos] = k_idx
+    # A pad block repeats the strip's last input (a cache-warm address) with zero weights.
+    odd = np.nonzero(counts & 1)[0]
+    index[strip_ptr[odd + 1] - 1] = k_idx[first[odd] + counts[odd] - 1]
+    vals = np.zeros((total, block), dtype=np.int8)
+    vals[pos] = view[s_idx, :, k_idx]
+    values = vals.reshape(-1, 2, block).transpose(0, 2, 1).reshape(-1)
+    return Packed(block, strip_ptr.astype(np.int32), index, np.ascontiguousarray(values))
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+@dataclass
+class SparsePolicy:
+    """How the planner treats pruned weights.  block: force this block size
+    (1, 4 or 8) where it applies instead of the cheapest (calibration, tests)."""
+
+    mode: str = "auto"
+    block: int | None = None
+    isa: str | None = None  # cost table to use; None: the active instruction set
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"sparse must be 'auto', 'off' or 'force', got {self.mode!r}")
+        if self.block is not None and self.block not in BLOCKS:
+            raise ValueError(f"sparse block must be one of {BLOCKS}, got {self.block!r}")
+
+
+def as_policy(sparse: str | SparsePolicy | None) -> SparsePolicy:
+    if isinstance(sparse, SparsePolicy):
+        return sparse
+    return SparsePolicy(mode="off" if sparse is None else sparse)
+
+
+@dataclass
+class SparseLayer:
+    """The plan's choice for one eligible layer (what --show-plan prints)."""
+
+    step: int
+    op_index: int
+    opcode: str
+    weights: str  # weight tensor name
+    shape: tuple[int, ...]
+    format: str  # "dense", "sparse 1x1", "sparse 4x1", "sparse 8x1"
+    sparsity: float  # zero weights / weights
+    block_sparsity: float  # zero blocks / blocks of the chosen format (= sparsity for dense and 1x1)
+    macs_dense: int
+    macs_kept: int
+    bytes_dense: int
+    bytes_packed: int
+    predicted_ns: dict[str, float] = field(default_factory=dict)  # "dense", "1", "4", "8"
+    note: str = ""
+
+
+def _kind(op: Operator, params: Any) -> str:
+    if op.opcode == "FULLY_CONNECTED":
+        return "fc"
+    pointwise = (
+        params.filter.h == 1
+        and params.filter.w == 1
+        and params.stride_h == 1
+        and params.stride_w == 1
+        and params.pad_top == 0
+        and params.pad_left == 0
+        and params.input.h == params.output.h
+        and params.input.w == params.output.w
+    )
+    return "pointwise" if pointwise else "conv"
+
+
+def predict_ns(kind: str, isa: str, stats: WeightStats, units: int) -> dict[str, float]:
+    """Predicted kernel nanoseconds of the dense kernel and of each block size.
+    units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D)."""
+    table = COSTS.get(isa, COSTS["portable"])[kind]
+    rows, cols = stats.rows, stats.cols
+    patch = 0 if kind != "conv" else cols
+    d = table["dense"]
+    out = {"dense": units * (d["mac"] * rows * cols + d["row"] * rows + d.get("patch", 0.0) * patch)}
+    for b in BLOCKS:
+        c = table[str(b)]
+        entries, _, strips, _ = stats.blocks[b]
+        out[str(b)] = units * (
+            c["entry"] * entries + c["strip"] * strips + c["row"] * rows + c.get("patch", 0.0) * (cols if kind != "fc" else 0)
+        )
+    return out
+
+
+def _choose(policy: SparsePolicy, predicted: dict[str, float]) -> int | None:
+    """The block size to use, or None for dense."""
+    if policy.mode == "off":
+        return None
+    if policy.block is not None:
+        best = policy.block
+    else:
+        best = min(BLOCKS, key=lambda b: predicted[str(b)])
+    if policy.mode == "force":
+        return best
+    return best if predicted[str(best)] < predicted["dense"] else None
+
+
+def _c_array(keep: list[Any], values: np.ndarray, ctype: str) -> Any:
+    arr = np.ascontiguousarray(values)
+    keep.append(arr)
+    return ffi.cast(ctype, ffi.from_buffer(arr))
+
+
+def _set_matrix(m: Any, packed: Packed, rows: int, cols: int, keep: list[Any]) -> None:
+    m.rows, m.cols, m.block = rows, cols, packed.block
+    m.strip_ptr = _c_array(keep, packed.strip_ptr, "const int32_t *")
+    m.index = _c_array(keep, packed.index, "const uint16_t *")
+    m.values = _c_array(keep, packed.values, "const int8_t *")
+
+
+def _referenced(keep: list[Any], pointers: list[Any]) -> list[Any]:
+    """The arrays of a dense step that these pointers point into (biases,
+    multipliers): the sparse step keeps those, not the dense weights or any
+    copy of them the dense kernel uses."""
+    addresses = {int(ffi.cast("uintptr_t", ptr)) for ptr in pointers if ptr != ffi.NULL}
+    out = []
+    for obj in keep:
+        if isinstance(obj, np.ndarray) and obj.size:
+            start = obj.ctypes.data
+            if any(start <= a < start + obj.nbytes for a in addresses):
+                out.append(obj)
+    return out
+
+
+def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: SparsePolicy) -> tuple[Step, SparseLayer | None]:
+    """The step to run for this FULLY_CONNECTED / CONV_2D (the dense one, or a
+    sparse one built from it) and the record of the choice (None: not eligible)."""
+    w_t = graph.tensors[op.inputs[1]]
+    w = w_t.data
+    if w is None or w.dtype != np.int8:
+        return step, None
+    p = step.params
+    if step.kind == lib.TRT_OP_CONV2D:
+        if p.filter.c != p.input.c:
+            return step, None  # grouped convolutions stay dense
+        units = p.output.n * p.output.h * p.output.w
+    elif step.kind == lib.TRT_OP_FULLY_CONNECTED:
+        units = p.batches
+    else:
+        return step, None
+    w2 = np.asarray(w).reshape(w.shape[0], -1)
+    rows, cols = w2.shape
+    kind = _kind(op, p)
+    stats = weight_stats(w2)
+    from . import isa as isa_mod
+
+    isa = policy.isa or isa_mod.active()
+    predicted = predict_ns(kind, isa, stats, units)
+    info = SparseLayer(
+        step=step_index,
+        op_index=op.index,
+        opcode=op.opcode,
+        weights=w_t.name,
+        shape=tuple(w.shape),
+        format="dense",
+        sparsity=stats.sparsity,
+        block_sparsity=stats.sparsity,
+        macs_dense=step.macs,
+        macs_kept=step.macs,
+        bytes_dense=step.weight_bytes,
+        bytes_packed=step.weight_bytes,
+        predicted_ns=predicted,
+    )
+    if cols > MAX_COLS:
+        info.note = f"{cols} inputs per row: sparse indices are uint16"
+        return step, info
+    block = _choose(policy, predicted)
+    if block is None:
+        return step, info
+
+    packed = pack(w2, block)
+    if step.kind == lib.TRT_OP_FULLY_CONNECTED:
+        q = ffi.new("trt_sparse_fully_connected_params *")
+        fields = ("batches", "in_features", "out_features", "input_offset", "output_offset", "act_min", "act_max")
+        pointers = ("bias_folded", "scale", "multiplier", "shift")
+        kernel = lib.TRT_OP_SPARSE_FULLY_CONNECTED
+    else:
+        q = ffi.new("trt_sparse_conv2d_params *")
+        fields = ("input", "filter", "output", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_top",
+                  "pad_left", "input_offset", "output_offset", "act_min", "act_max")
+        pointers = ("bias_folded", "multiplier", "shift")
+        # Pixel tiles only where the instruction set has tile kernels: an MCU
+        # plan (portable) must not reserve scratch it never touches.
+        q.tile = 1 if isa in TILE_ISAS else 0
+        kernel = lib.TRT_OP_SPARSE_CONV2D
+    for name in fields + pointers:
+        setattr(q, name, getattr(p, name))
+    keep = _referenced(step.keep, [getattr(p, name) for name in pointers])
+    keep.append(q)
+    _set_matrix(q.weights, packed, rows, cols, keep)
+    _, kept_blocks, strips, kept_weights = stats.blocks[block]
+    macs_kept = units * kept_weights
+    bytes_packed = packed.nbytes + rows * 4  # + the int32 bias, as the dense count
+    new = Step(
+        kind=kernel,
+        params=q,
+        inputs=list(step.inputs),
+        output=step.output,
+        scratch_bytes=int(lib.trt_sparse_conv2d_s8_scratch_size(q)) if kernel == lib.TRT_OP_SPARSE_CONV2D else 0,
+        extra=step.extra,
+        keep=keep,
+        macs=macs_kept,
+        weight_bytes=bytes_packed,
+        note=step.note,
+    )
+    info.format = f"sparse {block}x1"
+    info.block_sparsity = 1.0 - kept_blocks / (strips * cols) if strips * cols else 0.0
+    info.macs_kept = macs_kept
+    info.bytes_packed = bytes_packed
+    return new, info
+
+
+def conv_scratch_without_tile(params: Any) -> int:
+    """trt_sparse_conv2d_s8_scratch_size() with tile = 0: one patch, or none
+    for a pointwise convolution (mirrors csrc/sparse_conv2d_s8.c)."""
+    if _kind_of_params(params) == "pointwise":
+        return 0
+    return int(params.filter.h * params.filter.w * params.filter.c)
+
+
+def _kind_of_params(params: Any) -> str:
+    pointwise = (
+        params.filter.h == 1
+        and params.filter.w == 1
+        and params.stride_h == 1
+        and params.stride_w == 1
+        and params.pad_top == 0
+        and params.pad_left == 0
+        and params.input.h == params.output.h
+        and params.input.w == params.output.w
+    )
+    return "pointwise" if pointwise else "conv"
+
+
+# ---------------------------------------------------------------------------- printing
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n:,}"
+
+
+def format_plan(plan: Any) -> str:
+    """Per layer: the kernel chosen, weight sparsity, MACs kept, weight bytes
+    before/after packing, and the cost model's predictions."""
+    graph = plan.graph
+    by_step = {layer.step: layer for layer in getattr(plan, "sparse_layers", [])}
+    lines = [
+        f"{'#':>3} {'op':<20} {'kernel':<11} {'sparsity':>8} {'blocks 0':>8} {'MACs kept':>22} "
+        f"{'weights B':>19} {'predicted us':>17}",
+    ]
+    total_dense = total_kept = bytes_dense = bytes_packed = 0
+    for i, step in enumerate(plan.steps):
+        op = graph.operators[plan.step_ops[i]]
+        layer = by_step.get(i)
+        if layer is None:
+            if step.macs:
+                lines.append(f"{op.index:>3} {op.opcode:<20} {'dense':<11} {'':>8} {'':>8} {step.macs:>22,} "
+                             f"{step.weight_bytes:>19,}")
+            total_dense += step.macs
+            total_kept += step.macs
+            bytes_dense += step.weight_bytes
+            bytes_packed += step.weight_bytes
+            continue
+        kernel = layer.format
+        pred = layer.predicted_ns
+        chosen = pred["dense"] if layer.format == "dense" else pred[layer.format.split()[1].split("x")[0]]
+        best_sparse = min(pred[str(b)] for b in BLOCKS)
+        macs = f"{layer.macs_kept:,}/{layer.macs_dense:,}"
+        weights = f"{layer.bytes_dense:,}->{layer.bytes_packed:,}"
+        lines.append(
+            f"{op.index:>3} {op.opcode:<20} {kernel:<11} {layer.sparsity:>7.1%} {layer.block_sparsity:>7.1%} "
+            f"{macs:>22} {weights:>19} {chosen / 1e3:>8.2f} ({pred['dense'] / 1e3:.2f}|{best_sparse / 1e3:.2f})"
+            + (f"  {layer.note}" if layer.note else "")
+        )
+        total_dense += layer.macs_dense
+        total_kept += layer.macs_kept
+        bytes_dense += layer.bytes_dense
+        bytes_packed += layer.bytes_packed
+    lines.append("")
+    lines.append(
+        f"MACs kept {total_kept:,} of {total_dense:,} ({total_kept / total_dense:.1%}); "
+        if total_dense
+        else "MACs 0; "
+    )
+    lines[-1] += f"weight bytes {bytes_dense:,} -> {bytes_packed:,}; arena {plan.arena_bytes:,} B"
+    lines.append(
+        "predicted us: the cost model's kernel time for the choice (dense | best sparse format); "
+        f"costs: {COSTS_PROVENANCE}"
+    )
+    return "\n".join(lines)
+
+
+def plan_summary(plan: Any) -> dict[str, Any]:
+    """Totals of a plan's sparse choices (for benchmarks and tests)."""
+    layers = list(getattr(plan, "sparse_layers", []))
+    return {
+        "sparse_layers": sum(1 for layer in layers if layer.format != "dense"),
+        "eligible_layers": len(layers),
+        "macs": int(plan.macs),
+        "weight_bytes": int(plan.weight_bytes),
+        "formats": {layer.op_index: layer.format for layer in layers},
+    }
