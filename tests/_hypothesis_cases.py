@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +30,11 @@ import spec_model as spec
 from hypothesis import HealthCheck, reject, settings
 from hypothesis import strategies as st
 
+from runtime import isa
+from runtime.backends.c import CModel
 from runtime.graph import Graph, Operator, Quantization, Tensor
 from runtime.memory import Choices
+from runtime.sparse import SparsePolicy
 
 TYPE_CODES: dict[np.dtype, int] = {
     np.dtype(np.float32): 0,
@@ -122,8 +126,28 @@ class OpCase:
     expected: list[np.ndarray]
     fc_fixed_point: bool = False
     plan_choices: Any = None  # runtime.plan's memory-choices hook; None: the planner's search
+    sparse: Any = "auto"  # CModel's sparse-weights policy
+    isa: str = "best"  # the kernels' instruction-set path (runtime.isa)
     tolerance: int = 0  # 0: bit exact; 1: float model, within one step
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> CModel:
+        """The C backend's model of this graph, planned under this case's ISA
+        (the sparse cost model reads the active one).  Leaves that ISA active:
+        run it inside `with isa_selected(case.isa)`."""
+        return CModel(
+            self.graph, fc_fixed_point=self.fc_fixed_point, plan_choices=self.plan_choices, sparse=self.sparse
+        )
+
+
+@contextmanager
+def isa_selected(name: str) -> Iterator[None]:
+    """Run the kernels on one instruction-set path, then back to the best one."""
+    isa.select(name)
+    try:
+        yield
+    finally:
+        isa.select("best")
 
     def __repr__(self) -> str:
         return f"OpCase({self.summary})"
@@ -164,6 +188,36 @@ def depthwise_variant(draw: Any, input_tensor: int, channels: int, multiplier: i
 def elementwise_variant(draw: Any) -> tuple[str, Any]:
     kind = draw(st.sampled_from(["search", "separate"]))
     return kind, None if kind == "search" else _forced(Choices())
+
+
+def isa_variant(draw: Any) -> str:
+    """Each instruction-set path this machine runs (portable C, AVX2, ...) must give the same bits."""
+    return draw(st.sampled_from(isa.available()))
+
+
+def sparse_variant(draw: Any) -> tuple[str, Any]:
+    """CModel's default ("auto": sparse kernels where the cost model says they
+    are faster), "off", or sparse kernels forced, with a forced block size or not."""
+    kind = draw(st.sampled_from(["auto", "auto", "off", "force"]))
+    if kind != "force":
+        return kind, kind
+    block = draw(st.sampled_from([None, 1, 4, 8]))
+    return f"force block={block}", SparsePolicy(mode="force", block=block)
+
+
+def weight_values(draw: Any, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """int8 weights, [out channels, ...]: dense with one of FILLS, or pruned -
+    most weights zero, the zeros shared by groups of 1, 4 or 8 consecutive
+    output channels (the block shapes of the sparse kernels)."""
+    if draw(st.integers(0, 2)) != 0:
+        return int_array(rng, shape, draw(st.sampled_from(FILLS)))
+    zero_fraction = draw(st.sampled_from([0.5, 0.9, 0.98, 1.0]))
+    rows = draw(st.sampled_from([1, 4, 8]))
+    out_c, inner = shape[0], math.prod(shape[1:])
+    keep = rng.random(((out_c + rows - 1) // rows, inner)) >= zero_fraction
+    keep = np.repeat(keep, rows, axis=0)[:out_c]
+    dense = int_array(rng, (out_c, inner), draw(st.sampled_from(FILLS)))
+    return np.where(keep, dense, 0).astype(np.int8).reshape(shape)
 
 
 def spec_or_reject(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -308,7 +362,7 @@ def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
     x = int_array(rng, (batch, h, w, in_c), draw(st.sampled_from(FILLS)))
-    weights = int_array(rng, (out_c, kernel[0], kernel[1], fc), draw(st.sampled_from(FILLS)))
+    weights = weight_values(draw, rng, (out_c, kernel[0], kernel[1], fc))
     expected = spec_or_reject(
         spec.conv2d, x, in_s, in_zp, weights, w_scales, bias, out_s, out_zp,
         stride=geo["stride"], dilation=geo["dilation"], padding=geo["padding"], activation=act,
@@ -321,6 +375,8 @@ def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
         ins.append(g.tensor((out_c,), np.int32, (in_s * w_scales).astype(np.float32), 0, data=bias))
     t_y = g.tensor(expected.shape, np.int8, out_s, out_zp)
     variant, choices = conv_variant(draw)
+    sparse_label, sparse = sparse_variant(draw)
+    kernel_isa = isa_variant(draw)
     g.op(
         "CONV_2D", ins, [t_y],
         padding=geo["padding"], stride_h=geo["stride"][0], stride_w=geo["stride"][1],
@@ -330,9 +386,10 @@ def conv2d_cases(draw: Any, bias_required: bool = False) -> OpCase:
     summary = (
         f"CONV_2D x{list(x.shape)} w{list(weights.shape)} groups={groups} {geo} "
         f"in=({in_s:.3g},{in_zp}) w_scales={w_scales.size} out=({out_s:.3g},{out_zp}) act={act} "
-        f"bias={'none' if bias is None else int(np.abs(bias).max())} variant={variant}"
+        f"bias={'none' if bias is None else int(np.abs(bias).max())} variant={variant} "
+        f"zero weights={float(np.mean(weights == 0)):.2f} sparse={sparse_label} isa={kernel_isa}"
     )
-    return OpCase(summary, g.graph([t_x], [t_y]), [x], [expected], plan_choices=choices)
+    return OpCase(summary, g.graph([t_x], [t_y]), [x], [expected], plan_choices=choices, sparse=sparse, isa=kernel_isa)
 
 
 @st.composite
@@ -369,6 +426,7 @@ def depthwise_cases(draw: Any) -> OpCase:
         ins.append(g.tensor((out_c,), np.int32, (in_s * w_scales).astype(np.float32), 0, data=bias))
     t_y = g.tensor(expected.shape, np.int8, out_s, out_zp)
     variant, choices = depthwise_variant(draw, t_x, out_c, multiplier)
+    kernel_isa = isa_variant(draw)
     g.op(
         "DEPTHWISE_CONV_2D", ins, [t_y],
         padding=geo["padding"], stride_h=geo["stride"][0], stride_w=geo["stride"][1],
@@ -378,9 +436,9 @@ def depthwise_cases(draw: Any) -> OpCase:
     summary = (
         f"DEPTHWISE_CONV_2D x{list(x.shape)} w{list(weights.shape)} mult={multiplier} {geo} "
         f"in=({in_s:.3g},{in_zp}) w_scales={w_scales.size} out=({out_s:.3g},{out_zp}) act={act} "
-        f"bias={'none' if bias is None else int(np.abs(bias).max())} variant={variant}"
+        f"bias={'none' if bias is None else int(np.abs(bias).max())} variant={variant} isa={kernel_isa}"
     )
-    return OpCase(summary, g.graph([t_x], [t_y]), [x], [expected], plan_choices=choices)
+    return OpCase(summary, g.graph([t_x], [t_y]), [x], [expected], plan_choices=choices, isa=kernel_isa)
 
 
 @st.composite
@@ -410,7 +468,7 @@ def fully_connected_cases(draw: Any, fixed_point: bool | None = None) -> OpCase:
     act = draw(st.sampled_from(ACTIVATIONS))
     out_s = tie_scale(draw, out_s, act)
     x = int_array(rng, in_shape, draw(st.sampled_from(FILLS)))
-    weights = int_array(rng, (n_out, k), draw(st.sampled_from(FILLS)))
+    weights = weight_values(draw, rng, (n_out, k))
     expected = spec_or_reject(
         spec.fully_connected, x, in_s, in_zp, weights, w_scales, bias, out_s, out_zp,
         activation=act, fixed_point=fixed_point,
@@ -426,12 +484,17 @@ def fully_connected_cases(draw: Any, fixed_point: bool | None = None) -> OpCase:
         "FULLY_CONNECTED", ins, [t_y],
         fused_activation_function=act, weights_format=0, keep_num_dims=layout == "keep_num_dims",
     )  # fmt: skip
+    sparse_label, sparse = sparse_variant(draw)
+    kernel_isa = isa_variant(draw)
     summary = (
         f"FULLY_CONNECTED x{list(in_shape)} w{list(weights.shape)} fixed_point={fixed_point} "
         f"in=({in_s:.3g},{in_zp}) w_scales={w_scales.size} out=({out_s:.3g},{out_zp}) act={act} "
-        f"bias={'none' if bias is None else int(np.abs(bias).max())}"
+        f"bias={'none' if bias is None else int(np.abs(bias).max())} "
+        f"zero weights={float(np.mean(weights == 0)):.2f} sparse={sparse_label} isa={kernel_isa}"
     )
-    return OpCase(summary, g.graph([t_x], [t_y]), [x], [expected], fc_fixed_point=fixed_point)
+    return OpCase(
+        summary, g.graph([t_x], [t_y]), [x], [expected], fc_fixed_point=fixed_point, sparse=sparse, isa=kernel_isa
+    )
 
 
 # ---------------------------------------------------------------- pooling --
@@ -511,13 +574,14 @@ def binary_cases(draw: Any, opcode: str) -> OpCase:
     t_y = g.tensor(out_shape, np.int8, out_s, out_zp)
     g.op(opcode, [t_a, t_b], [t_y], fused_activation_function=act)
     variant, choices = elementwise_variant(draw)
+    kernel_isa = isa_variant(draw)
     graph_inputs = [t for t, k in ((t_a, 0), (t_b, 1)) if constant != k]
     inputs = [arr for arr, k in ((a, 0), (b, 1)) if constant != k]
     summary = (
         f"{opcode} a{list(a_shape)}({s1:.3g},{z1}) b{list(b_shape)}({s2:.3g},{z2}) -> {list(out_shape)}"
-        f"({out_s:.3g},{out_zp}) act={act} constant={constant} variant={variant}"
+        f"({out_s:.3g},{out_zp}) act={act} constant={constant} variant={variant} isa={kernel_isa}"
     )
-    return OpCase(summary, g.graph(graph_inputs, [t_y]), inputs, [expected], plan_choices=choices)
+    return OpCase(summary, g.graph(graph_inputs, [t_y]), inputs, [expected], plan_choices=choices, isa=kernel_isa)
 
 
 # ------------------------------------------------------------ data movement --

@@ -40,6 +40,7 @@ from _hypothesis_cases import (
     depthwise_cases,
     exact_settings,
     fully_connected_cases,
+    isa_selected,
 )
 from conftest import INT8_MODELS, model_path
 from hypothesis import given
@@ -133,11 +134,12 @@ def check_step_confined(plan: Plan, s: int, rng: np.random.Generator) -> None:
 
 
 def _check_case_confined(case: OpCase, seed: int) -> None:
-    model = CModel(case.graph, fc_fixed_point=case.fc_fixed_point, plan_choices=case.plan_choices)
-    assert len(model.plan.steps) == 1
-    check_step_confined(model.plan, 0, np.random.default_rng(seed))
-    # The drawn example is a real one: its output also matches the spec.
-    np.testing.assert_array_equal(model.run(case.inputs)[0], case.expected[0], err_msg=case.summary)
+    with isa_selected(case.isa):
+        model = case.model()
+        assert len(model.plan.steps) == 1
+        check_step_confined(model.plan, 0, np.random.default_rng(seed))
+        # The drawn example is a real one: its output also matches the spec.
+        np.testing.assert_array_equal(model.run(case.inputs)[0], case.expected[0], err_msg=case.summary)
 
 
 @exact_settings(60)
@@ -211,20 +213,26 @@ class FencedSpace:
         return np.frombuffer(ffi.buffer(ffi.cast("uint8_t *", self.base + offset), n), dtype=np.uint8)
 
 
-def _constant_arrays(step: Any) -> list[tuple[str, int, int, int]]:
-    """(field, address, bytes, itemsize) of every pointer field of the step's
-    parameter struct that points into a constant array the builder created
-    (found by address, so new fields are covered without listing them)."""
+def _constant_arrays(step: Any) -> list[tuple[Any, str, int, int, int]]:
+    """(struct, field, address, bytes, itemsize) of every pointer field of the
+    step's parameter struct, or of a struct embedded in it (a sparse weight
+    matrix), that points into a constant array the builder created - found
+    by address, so new fields are covered without listing them."""
     kept = [(a.ctypes.data, a.nbytes, a.itemsize) for a in step.keep if isinstance(a, np.ndarray) and a.nbytes]
     found = []
-    for name, field in ffi.typeof(step.params).item.fields:
-        if field.type.kind != "pointer":
-            continue
-        addr = int(ffi.cast("uintptr_t", getattr(step.params, name)))
-        for start, n, itemsize in kept:
-            if start <= addr < start + n:
-                found.append((name, addr, start + n - addr, itemsize))
-                break
+
+    def visit(struct: Any) -> None:
+        for name, field in ffi.typeof(struct).fields:
+            if field.type.kind == "struct":
+                visit(getattr(struct, name))
+            elif field.type.kind == "pointer":
+                addr = int(ffi.cast("uintptr_t", getattr(struct, name)))
+                for start, n, itemsize in kept:
+                    if start <= addr < start + n:
+                        found.append((struct, name, addr, start + n - addr, itemsize))
+                        break
+
+    visit(step.params[0])
     return found
 
 
@@ -257,11 +265,11 @@ def fenced_run(plan: Plan, s: int, flush: str, seed: int, short: str | None = No
         arena[int(cstep.output)][0] -= arena[int(cstep.output)][1]
     consts = _constant_arrays(step)
     const_operands = [(k, op) for k, op in enumerate(step.inputs) if isinstance(op, np.ndarray) and op.nbytes]
-    const_sizes = [n - (itemsize if short == name else 0) for name, _, n, itemsize in consts]
+    const_sizes = [n - (itemsize if short == name else 0) for _, name, _, n, itemsize in consts]
 
     keys = list(arena)
     sizes = [arena[k][0] for k in keys] + const_sizes + [op.nbytes for _, op in const_operands]
-    aligns = [arena[k][1] for k in keys] + [c[3] for c in consts] + [op.itemsize for _, op in const_operands]
+    aligns = [arena[k][1] for k in keys] + [c[4] for c in consts] + [op.itemsize for _, op in const_operands]
     space = FencedSpace(sizes, flush, aligns)
     where = dict(zip(keys, space.offsets[: len(keys)], strict=True))
     rest = iter(space.offsets[len(keys) :])
@@ -277,10 +285,10 @@ def fenced_run(plan: Plan, s: int, flush: str, seed: int, short: str | None = No
         operands[k].offset = where[int(cstep.inputs[k].offset)] if cstep.inputs[k].data == ffi.NULL else -1
 
     # Constant arrays of the parameter struct, and constant operands: fenced copies.
-    for (name, addr, _, _), n in zip(consts, const_sizes, strict=True):
+    for (struct, name, addr, _, _), n in zip(consts, const_sizes, strict=True):
         off = next(rest)
         space.view(off, n)[:] = np.frombuffer(ffi.buffer(ffi.cast("uint8_t *", addr), n), dtype=np.uint8)
-        setattr(step.params, name, ffi.cast(ffi.typeof(getattr(step.params, name)), space.base + off))
+        setattr(struct, name, ffi.cast(ffi.typeof(getattr(struct, name)), space.base + off))
     for k, op in const_operands:
         off = next(rest)
         space.view(off, op.nbytes)[:] = np.frombuffer(op.tobytes(), dtype=np.uint8)
@@ -328,9 +336,10 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linu
 
 
 def _check_case_fenced(case: OpCase, seed: int) -> None:
-    model = CModel(case.graph, fc_fixed_point=case.fc_fixed_point, plan_choices=case.plan_choices)
-    for flush in ("end", "start"):
-        code, message = in_child(fenced_run, model.plan, 0, flush, seed)
+    with isa_selected(case.isa):  # the forked child inherits the selection
+        model = case.model()
+        results = [(flush, *in_child(fenced_run, model.plan, 0, flush, seed)) for flush in ("end", "start")]
+    for flush, code, message in results:
         if code < 0:
             name = signal.Signals(-code).name
             pytest.fail(
@@ -365,12 +374,14 @@ def test_fully_connected_never_touches_memory_outside_its_buffers(case: OpCase, 
 def test_guard_pages_catch_a_kernel_one_byte_past_a_buffer(short: str) -> None:
     """The fences are tight: with one buffer fenced an element short, the
     convolution's last access to it faults."""
+    # 16 output channels: a whole SIMD block, so the per-channel arrays carry
+    # no padding and the kernel's last access is the arrays' last element.
     x = np.arange(2 * 5 * 5 * 3, dtype=np.int64).astype(np.int8).reshape(2, 5, 5, 3)
-    w = np.arange(4 * 3 * 3 * 3, dtype=np.int64).astype(np.int8).reshape(4, 3, 3, 3)
+    w = np.arange(16 * 3 * 3 * 3, dtype=np.int64).astype(np.int8).reshape(16, 3, 3, 3)
     g = GraphBuilder()
     t_x = g.tensor(x.shape, np.int8, 0.5, 3)
-    t_w = g.tensor(w.shape, np.int8, np.float32([0.01] * 4), 0, data=w, axis=0)
-    t_y = g.tensor((2, 5, 5, 4), np.int8, 0.7, -2)
+    t_w = g.tensor(w.shape, np.int8, np.float32([0.01] * 16), 0, data=w, axis=0)
+    t_y = g.tensor((2, 5, 5, 16), np.int8, 0.7, -2)
     g.op("CONV_2D", [t_x, t_w], [t_y], padding=0, stride_h=1, stride_w=1, fused_activation_function=0)
     model = CModel(g.graph([t_x], [t_y]))
     assert in_child(fenced_run, model.plan, 0, "end", 1)[0] == 0

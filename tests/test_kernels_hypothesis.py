@@ -37,6 +37,7 @@ from _hypothesis_cases import (
     dequantize_cases,
     exact_settings,
     fully_connected_cases,
+    isa_selected,
     mean_cases,
     pad_cases,
     pointwise_float_cases,
@@ -48,7 +49,6 @@ from _hypothesis_cases import (
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from runtime.backends.c import CModel
 from runtime.ops import BUILDERS
 
 INT32 = st.integers(spec.INT32_MIN, spec.INT32_MAX)
@@ -56,7 +56,8 @@ INT32_EDGES = st.one_of(INT32, st.sampled_from([spec.INT32_MIN, spec.INT32_MIN +
 
 
 def run_c(case: OpCase) -> list[np.ndarray]:
-    return CModel(case.graph, fc_fixed_point=case.fc_fixed_point, plan_choices=case.plan_choices).run(case.inputs)
+    with isa_selected(case.isa):
+        return case.model().run(case.inputs)
 
 
 def assert_matches(case: OpCase, outputs: list[np.ndarray]) -> None:
