@@ -47,7 +47,8 @@ size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p) {
     if (!p->im2col || is_pointwise(p)) {
         return 0;
     }
-    return (size_t)2 * (size_t)patch_len(p);
+    /* one patch per row of the GEMM micro-kernel (two per group pass) */
+    return (size_t)(groups_of(p) == 1 ? TRT_GEMM_MR : 2) * (size_t)patch_len(p);
 }
 
 /* The receptive field of output pixel (oy, ox) for channel group g. */
@@ -129,9 +130,41 @@ static void dot_rows(const trt_ukernels *uk, const int8_t *x0,
     }
 }
 
+/* One group: TRT_GEMM_MR output pixels at a time through the GEMM
+ * micro-kernel, patches (or, pointwise, the input pixels) as its rows. */
+static void run_gemm(const trt_ukernels *uk, const trt_conv2d_params *p,
+                     const int8_t *input_n, int8_t *output_n, int8_t *scratch) {
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t pixels = p->output.h * out_w;
+    const int32_t k = patch_len(p);
+    const int pointwise = is_pointwise(p);
+    const int8_t *rows[TRT_GEMM_MR];
+    int8_t *outs[TRT_GEMM_MR];
+    for (int32_t px = 0; px < pixels; px += TRT_GEMM_MR) {
+        const int32_t m = TRT_MIN(TRT_GEMM_MR, pixels - px);
+        for (int32_t r = 0; r < m; ++r) {
+            if (pointwise) {
+                rows[r] = input_n + (int64_t)(px + r) * k;
+            } else {
+                gather_patch(p, input_n, (px + r) / out_w, (px + r) % out_w, 0,
+                             scratch + (int64_t)r * k);
+                rows[r] = scratch + (int64_t)r * k;
+            }
+            outs[r] = output_n + (int64_t)(px + r) * out_c;
+        }
+        uk->gemm(rows, m, k, p->weights, p->packed_weights, out_c,
+                 p->bias_folded, p->multiplier, p->shift, p->output_offset,
+                 p->act_min, p->act_max, outs);
+    }
+}
+
 static void run_im2col(const trt_ukernels *uk, const trt_conv2d_params *p,
                        const int8_t *input_n, int8_t *output_n,
                        int8_t *scratch) {
+    if (groups_of(p) == 1) {
+        run_gemm(uk, p, input_n, output_n, scratch);
+        return;
+    }
     const int32_t out_w = p->output.w, out_c = p->output.c;
     const int32_t pixels = p->output.h * out_w;
     const int32_t per_group = out_c / groups_of(p);

@@ -41,10 +41,22 @@ typedef struct {
                      const int32_t *mult, const int32_t *shift,
                      int32_t out_offset, int32_t act_min, int32_t act_max,
                      int8_t *out);
+    /* GEMM with fused requantisation, rows r < m (m <= TRT_GEMM_MR):
+     * out[r][oc] = finish(bias[oc] + sum_i x[r][i] * w[oc * k + i]), oc < n.
+     * w_packed (may be NULL) is the same weights in the SIMD layout
+     * described at trt_conv2d_params.packed_weights; bias, mult and shift
+     * then hold a multiple of 16 entries. */
+    void (*gemm)(const int8_t *const *x, int32_t m, int32_t k,
+                 const int8_t *w, const int16_t *w_packed, int32_t n,
+                 const int32_t *bias, const int32_t *mult,
+                 const int32_t *shift, int32_t out_offset, int32_t act_min,
+                 int32_t act_max, int8_t *const *out);
     /* ADD of n same-shaped elements, TFLite's AddFunc on each */
     void (*add)(const trt_binary_params *p, const int8_t *x, const int8_t *y,
                 int32_t n, int8_t *out);
 } trt_ukernels;
+
+enum { TRT_GEMM_MR = 4 };
 
 extern const trt_ukernels trt_ukernels_portable;
 

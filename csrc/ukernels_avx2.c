@@ -16,6 +16,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
+#include <string.h>
 
 #define TRT_AVX2 __attribute__((target("avx2")))
 
@@ -292,8 +293,115 @@ TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
     }
 }
 
+/* Rows longer than this take the portable kernel (the converted rows live
+ * on the stack). */
+enum { TRT_GEMM_MAX_K = 4096 };
+
+/* Sixteen int32 accumulators (two vectors) + bias -> requantised bytes. */
+TRT_AVX2 static inline void finish16(__m256i a0, __m256i a1, const int32_t *bias,
+                                     const int32_t *mult, const int32_t *shift,
+                                     __m256i offset, __m256i lo, __m256i hi,
+                                     int8_t *out, int32_t count) {
+    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias));
+    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(bias + 8)));
+    a0 = requantize8(a0, _mm256_loadu_si256((const __m256i *)mult),
+                     _mm256_loadu_si256((const __m256i *)shift));
+    a1 = requantize8(a1, _mm256_loadu_si256((const __m256i *)(mult + 8)),
+                     _mm256_loadu_si256((const __m256i *)(shift + 8)));
+    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
+    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a1, offset), lo), hi);
+    /* packs works within 128-bit lanes: fix the order with a permute */
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
+    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16),
+                                       _mm256_extracti128_si256(w16, 1));
+    if (count == 16) {
+        _mm_storeu_si128((__m128i *)out, b8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b8);
+        for (int32_t j = 0; j < count; ++j) {
+            out[j] = tmp[j];
+        }
+    }
+}
+
+TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
+    int32_t v;
+    memcpy(&v, row + 2 * i, sizeof v); /* two int16, broadcast to all lanes */
+    return _mm256_set1_epi32(v);
+}
+
+/* Output-channel-vectorised GEMM: each weight load (sixteen channels times
+ * two k) feeds every row, each row's pair of inputs is broadcast, and
+ * vpmaddwd sums the two exact products - no horizontal reductions, and the
+ * accumulators are already in the per-channel layout requantisation needs. */
+TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
+                          const int8_t *w, const int16_t *w_packed, int32_t n,
+                          const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, int32_t out_offset,
+                          int32_t act_min, int32_t act_max, int8_t *const *out) {
+    if (!w_packed || k > TRT_GEMM_MAX_K) {
+        trt_ukernels_portable.gemm(x, m, k, w, w_packed, n, bias, mult, shift,
+                                   out_offset, act_min, act_max, out);
+        return;
+    }
+    const int32_t kp = (k + 1) / 2;
+    int16_t xb[TRT_GEMM_MR][TRT_GEMM_MAX_K + 16] __attribute__((aligned(32)));
+    for (int32_t r = 0; r < m; ++r) {
+        int32_t i = 0;
+        for (; i + 16 <= k; i += 16) {
+            _mm256_store_si256((__m256i *)(xb[r] + i), load16(x[r] + i));
+        }
+        for (; i < k; ++i) {
+            xb[r][i] = x[r][i];
+        }
+        xb[r][k] = 0; /* the odd k's partner: its packed weight is 0 too */
+    }
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    for (int32_t oc = 0; oc < n; oc += 16) {
+        const int16_t *wp = w_packed + (int64_t)(oc / 16) * kp * 32;
+        const int32_t count = TRT_MIN(16, n - oc);
+        if (m == 4) {
+            __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
+            __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+            for (int32_t i = 0; i < kp; ++i) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + i * 32));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wp + i * 32 + 16));
+                __m256i b = pair_at(xb[0], i);
+                a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(b, w0));
+                a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(b, w1));
+                b = pair_at(xb[1], i);
+                a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(b, w0));
+                a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(b, w1));
+                b = pair_at(xb[2], i);
+                a20 = _mm256_add_epi32(a20, _mm256_madd_epi16(b, w0));
+                a21 = _mm256_add_epi32(a21, _mm256_madd_epi16(b, w1));
+                b = pair_at(xb[3], i);
+                a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(b, w0));
+                a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(b, w1));
+            }
+            finish16(a00, a01, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[0] + oc, count);
+            finish16(a10, a11, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[1] + oc, count);
+            finish16(a20, a21, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[2] + oc, count);
+            finish16(a30, a31, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[3] + oc, count);
+            continue;
+        }
+        for (int32_t r = 0; r < m; ++r) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+            for (int32_t i = 0; i < kp; ++i) {
+                const __m256i b = pair_at(xb[r], i);
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32))));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32 + 16))));
+            }
+            finish16(a0, a1, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[r] + oc, count);
+        }
+    }
+}
+
 const trt_ukernels trt_ukernels_avx2 = {
-    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, add,
+    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
 };
 
 #endif

@@ -85,6 +85,46 @@ static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
     }
 }
 
+static void gemm(const int8_t *const *x, int32_t m, int32_t k,
+                 const int8_t *w, const int16_t *w_packed, int32_t n,
+                 const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                 int32_t out_offset, int32_t act_min, int32_t act_max,
+                 int8_t *const *out) {
+    (void)w_packed; /* a layout for SIMD tables */
+    int32_t r = 0;
+    for (; r + 2 <= m; r += 2) {
+        int32_t oc = 0;
+        for (; oc + 4 <= n; oc += 4) {
+            int32_t acc[8];
+            dot_2x4(x[r], x[r + 1], w + (int64_t)oc * k, k, k, acc);
+            for (int32_t j = 0; j < 4; ++j) {
+                out[r][oc + j] = trt_requantize_one(acc[j] + bias[oc + j], mult[oc + j],
+                                                    shift[oc + j], out_offset, act_min, act_max);
+                out[r + 1][oc + j] = trt_requantize_one(acc[4 + j] + bias[oc + j], mult[oc + j],
+                                                        shift[oc + j], out_offset, act_min, act_max);
+            }
+        }
+        for (; oc < n; ++oc) {
+            int32_t a = 0, b = 0;
+            for (int32_t i = 0; i < k; ++i) {
+                a += (int32_t)x[r][i] * (int32_t)w[(int64_t)oc * k + i];
+                b += (int32_t)x[r + 1][i] * (int32_t)w[(int64_t)oc * k + i];
+            }
+            out[r][oc] = trt_requantize_one(a + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
+            out[r + 1][oc] = trt_requantize_one(b + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
+        }
+    }
+    for (; r < m; ++r) {
+        for (int32_t oc = 0; oc < n; ++oc) {
+            int32_t a = 0;
+            for (int32_t i = 0; i < k; ++i) {
+                a += (int32_t)x[r][i] * (int32_t)w[(int64_t)oc * k + i];
+            }
+            out[r][oc] = trt_requantize_one(a + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
+        }
+    }
+}
+
 static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
                 int32_t n, int8_t *out) {
     for (int32_t i = 0; i < n; ++i) {
@@ -93,5 +133,5 @@ static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
 }
 
 const trt_ukernels trt_ukernels_portable = {
-    TRT_ISA_PORTABLE, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, add,
+    TRT_ISA_PORTABLE, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
 };

@@ -81,13 +81,17 @@ def build_plan(
     fc_fixed_point: bool = False,
     choices: Callable[[Graph, list[Step], dict[int, int]], Choices] | None = None,
     sparse: str | SparsePolicy = "off",
+    host_layouts: bool = True,
 ) -> Plan:
     """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op.
 
     choices: for tests, a function (graph, steps, views) -> memory choices to
     use instead of searching for the smallest arena.
     sparse: "off" (the dense kernels), "auto" (sparse kernels for the layers
-    whose pruned weights make them faster, runtime.sparse) or "force"."""
+    whose pruned weights make them faster, runtime.sparse) or "force".
+    host_layouts: also keep the weights in this machine's SIMD layouts (e.g.
+    int16 GEMM panels on AVX2); an export for a microcontroller turns it off
+    so its flash holds each weight once."""
     _check_graph(graph)
     policy = as_policy(sparse)
     sparse_layers: list[SparseLayer] = []
@@ -103,7 +107,7 @@ def build_plan(
     produced: set[int] = set(graph.inputs)
     for op in graph.operators:
         builder = BUILDERS.get(op.opcode)
-        ctx = OpContext(graph, op, op.options)
+        ctx = OpContext(graph, op, op.options, host_layouts=host_layouts)
         if builder is None:
             raise ctx.unsupported("operator is not implemented by the C backend")
         if len(op.outputs) != 1:

@@ -59,6 +59,11 @@ typedef struct {
     /* 1: gather receptive fields into scratch patches (faster);
      * 0: read the input directly (no scratch). */
     int32_t im2col;
+    /* Optional (NULL on microcontrollers): the weights again as int16 for
+     * the SIMD GEMM, [ceil(C_out/16)][ceil(K/2)][16][2] with K = KH*KW*C_in,
+     * element [b][i][l][j] = weight[16b + l][2i + j], zero padded.  When
+     * set, bias_folded, multiplier and shift hold a multiple of 16 entries. */
+    const int16_t *packed_weights;
 } trt_conv2d_params;
 
 /* scratch: trt_conv2d_s8_scratch_size() bytes (im2col patches, or none) */

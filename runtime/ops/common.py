@@ -57,10 +57,12 @@ class OpContext:
 
     NULL = ffi.NULL
 
-    def __init__(self, graph: Graph, op: Operator, options: dict[str, Any]):
+    def __init__(self, graph: Graph, op: Operator, options: dict[str, Any], host_layouts: bool = True):
         self.graph = graph
         self.op = op
         self.options = options
+        # Whether to add this machine's SIMD weight layouts to the plan.
+        self.host_layouts = host_layouts
         self._keep: list[Any] = []
 
     # -- errors -----------------------------------------------------------

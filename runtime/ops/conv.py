@@ -46,6 +46,20 @@ def _weights_and_bias(ctx: OpContext, channels: int, channel_axis: int) -> tuple
     return weights.data, bias_data
 
 
+def host_simd() -> bool:
+    """Whether this machine's kernels use the SIMD weight layouts."""
+    return lib.trt_isa_best() != lib.TRT_ISA_PORTABLE
+
+
+def pack_gemm_weights(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> int16 [ceil(N/16)][ceil(K/2)][16][2], zero padded."""
+    n, k = w.shape
+    nb, kp = -(-n // 16), -(-k // 2)
+    padded = np.zeros((nb * 16, kp * 2), dtype=np.int16)
+    padded[:n, :k] = w
+    return np.ascontiguousarray(padded.reshape(nb, 16, kp, 2).transpose(0, 2, 1, 3))
+
+
 def _check_int32(ctx: OpContext, values: np.ndarray, what: str) -> np.ndarray:
     if values.size and (values.max() > 0x7FFFFFFF or values.min() < -0x80000000):
         raise ctx.unsupported(f"{what} overflows int32")
@@ -119,6 +133,14 @@ def build_conv2d(ctx: OpContext) -> Step:
     p.multiplier = ctx.c_array(mult, "const int32_t *")
     p.shift = ctx.c_array(shift, "const int32_t *")
     p.im2col = 1  # the planner switches to 0 where the patches would raise the peak
+    if in_c == fc and ctx.host_layouts and host_simd():
+        # The SIMD GEMM's layout (see trt_conv2d_params.packed_weights); its
+        # per-channel arrays are read sixteen at a time, so pad them.
+        p.packed_weights = ctx.c_array(pack_gemm_weights(w.reshape(out_c, -1)), "const int16_t *")
+        pad = (-out_c) % 16
+        p.bias_folded = ctx.c_array(np.pad(_check_int32(ctx, bias_folded, "bias"), (0, pad)), "const int32_t *")
+        p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
+        p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
     macs = int(np.prod(y.shape)) * kh * kw * fc
     return ctx.finish(
         Step(
