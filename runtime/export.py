@@ -28,6 +28,7 @@ directory in the way).
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import shutil
@@ -71,6 +72,15 @@ KERNEL_CALLS: dict[str, str] = {
     "TRT_OP_DEQUANTIZE_S8": "trt_dequantize_s8_f32(&{p}, (const int8_t *){in0}, (float *)(void *){out});",
     "TRT_OP_DEQUANTIZE_U8": "trt_dequantize_u8_f32(&{p}, {in0}, (float *)(void *){out});",
     "TRT_OP_COPY": "memcpy({out}, {in0}, {extra});",
+    "TRT_OP_SPARSE_FULLY_CONNECTED": "trt_sparse_fully_connected_s8(&{p}, (const int8_t *){in0}, (int8_t *){out});",
+    "TRT_OP_SPARSE_CONV2D": "trt_sparse_conv2d_s8(&{p}, (const int8_t *){in0}, (int8_t *){out}, {scratch});",
+}
+
+# Pointer fields holding a copy of the weights in a host SIMD layout (the plan
+# is built on the host).  Exported as NULL: the kernels fall back to the
+# portable layout there, and a microcontroller never reads them.
+HOST_SIMD_FIELDS: dict[str, frozenset[str]] = {
+    "trt_conv2d_params": frozenset({"packed_weights"}),
 }
 
 # C element type of each numpy dtype a constant can have.
@@ -123,7 +133,8 @@ class Export:
     outputs: list[TensorIO]
     num_steps: int
     step_ops: list[str]  # "CONV_2D" ... per step
-    const_bytes: int  # bytes of const arrays and parameter structs (host sizes)
+    const_bytes: int  # bytes of const arrays and parameter structs (structs at host sizes)
+    array_bytes: int  # bytes of the const arrays alone (the same on every target)
     plan: Plan = field(repr=False)
 
     @property
@@ -180,6 +191,7 @@ class _Writer:
         self.data_lines: list[str] = []
         self.decls: list[str] = []  # extern declarations model.c needs
         self.const_bytes = 0
+        self.array_bytes = 0
         self._kinds = _kind_names()
 
     # -- memory the plan owns ------------------------------------------------
@@ -250,6 +262,7 @@ class _Writer:
         self.data_lines.extend(_format_values(values, ctype, where) if values.size else ["    0,"])
         self.data_lines.append("};\n")
         self.const_bytes += values.nbytes
+        self.array_bytes += values.nbytes
 
     # -- parameter structs ----------------------------------------------------
     def value(self, value: Any, ctype: Any, symbol: str, where: str) -> str:
@@ -272,7 +285,11 @@ class _Writer:
 
     def struct_init(self, struct: Any, ctype: Any, symbol: str, where: str) -> str:
         parts = []
+        host_only = HOST_SIMD_FIELDS.get(ctype.cname, frozenset())
         for fname, f in ctype.fields:
+            if fname in host_only:
+                parts.append(f".{fname} = NULL")
+                continue
             text = self.value(getattr(struct, fname), f.type, f"{symbol}_{fname}", f"{where}.{fname}")
             parts.append(f".{fname} = {text}")
         return "{" + ", ".join(parts) + "}"
@@ -326,7 +343,7 @@ class _Writer:
         }
         out_t = graph.tensors[step.output]
         return [
-            f"    /* step {i}: operator {op.index} {op.opcode} -> {out_t.name!r} {list(out_t.shape)} */",
+            f"    /* step {i}: operator {op.index} {op.opcode} -> {comment_text(repr(out_t.name), 60)} {list(out_t.shape)} */",
             f"    TRT_STEP_HOOK({i});",
             "    " + template.format(**fields),
         ]
@@ -350,6 +367,13 @@ def _io(graph: Graph, plan: Plan, index: int) -> TensorIO:
     )
 
 
+def comment_text(text: str, limit: int = 80) -> str:
+    """Text from the model (tensor names, file names) made safe for a C comment:
+    printable ASCII, no comment delimiters, at most `limit` characters."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text).replace("*/", "*?").replace("/*", "?*")
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
 def _c_identifier(name: str) -> str:
     if not name or not (name[0].isalpha() or name[0] == "_") or not all(c.isalnum() or c == "_" for c in name):
         raise ValueError(f"--name {name!r} must be a C identifier (letters, digits, _; not starting with a digit)")
@@ -362,8 +386,11 @@ def generate(
     board: Any = None,
     fc_fixed_point: bool = False,
     source: str | None = None,
+    sparse: str = "auto",
 ) -> Export:
-    """The export as text, nothing written.  model: a path, .tflite bytes or a parsed Graph."""
+    """The export as text, nothing written.  model: a path, .tflite bytes or a parsed Graph.
+    sparse: "auto" | "off" | "force", as runtime.load(): which pruned layers
+    run sparse kernels (their weights are then emitted packed)."""
     name = _c_identifier(name)
     if isinstance(model, Graph):
         graph = model
@@ -371,7 +398,7 @@ def generate(
         graph = parse_model(model if isinstance(model, (bytes, bytearray)) else Path(model))
     if source is None:
         source = Path(model).name if isinstance(model, (str, Path)) else "a .tflite model"
-    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point)
+    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point, **_sparse_arg(sparse))
     w = _Writer(plan, name)
     w.collect_blocks()
     body: list[str] = []
@@ -383,7 +410,7 @@ def generate(
     up = name.upper()
     board_note = f" for {board.name} ({board.core})" if board is not None else ""
     banner = (
-        f"/* Generated by tinyrt (python -m runtime.export) from {source}{board_note}.\n"
+        f"/* Generated by tinyrt (python -m runtime.export) from {comment_text(source)}{comment_text(board_note)}.\n"
         " * Do not edit: re-export instead. */\n"
     )
     files = {
@@ -401,13 +428,23 @@ def generate(
         num_steps=len(plan.steps),
         step_ops=step_ops,
         const_bytes=w.const_bytes,
+        array_bytes=w.array_bytes,
         plan=plan,
     )
 
 
+def _sparse_arg(sparse: str) -> dict[str, str]:
+    # Planners without sparse kernels plan everything dense.
+    if "sparse" in inspect.signature(build_plan).parameters:
+        return {"sparse": sparse}
+    if sparse == "force":
+        raise ExportError("this tinyrt has no sparse kernels (sparse='force')")
+    return {}
+
+
 def _tensor_comment(t: TensorIO) -> str:
     q = f"scale {t.scale!r}, zero point {t.zero_point}" if t.scale else "not quantized"
-    return f"{t.name!r} {t.dtype} {list(t.shape)} ({q})"
+    return f"{comment_text(repr(t.name), 60)} {t.dtype} {list(t.shape)} ({q})"
 
 
 def _header(name: str, up: str, banner: str, inputs: list[TensorIO], outputs: list[TensorIO], plan: Plan) -> str:
@@ -529,6 +566,7 @@ def _model_c(
         f"static uint8_t {name}_arena[{up}_ARENA_BYTES] {up}_ARENA_ALIGNED;",
         "",
         f"static void {name}_run(uint8_t *a) {{",
+        "    (void)a; /* a model of views alone (RESHAPE) calls no kernel */",
         *body,
         "}",
         "",
@@ -641,6 +679,7 @@ def export_model(
     fc_fixed_point: bool = False,
     force: bool = False,
     check_fit: bool = True,
+    sparse: str = "auto",
 ) -> Export:
     """Write the export to out_dir, all or nothing.
 
@@ -662,7 +701,7 @@ def export_model(
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out} exists and is not empty (use --force to replace it)")
-    exp = generate(model, name=name, board=b, fc_fixed_point=fc_fixed_point, source=model.name)
+    exp = generate(model, name=name, board=b, fc_fixed_point=fc_fixed_point, source=model.name, sparse=sparse)
     files = dict(exp.files)
     files["README.md"] = _readme(exp, b, model.name)
     _write_atomically(out, files)
@@ -703,6 +742,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="reference",
         help="FULLY_CONNECTED rescale: TFLite's reference (double precision, the default) or TFLite Micro's Q31",
     )
+    p.add_argument(
+        "--sparse",
+        choices=("auto", "off", "force"),
+        default="auto",
+        help="pruned layers: sparse kernels with packed weights where faster (auto), never (off), wherever possible (force)",
+    )
     p.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
     return p
 
@@ -721,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             fc_fixed_point=args.fc_rounding == "tflm",
             force=args.force,
+            sparse=args.sparse,
         )
     except DoesNotFitError as exc:
         print(f"error: {exc}; nothing written", file=sys.stderr)

@@ -73,7 +73,7 @@ class LinuxUser:
         self.spec = LINUX_TARGETS[target]
         need_linux_tools(target)
         # qemu-arm (32-bit) has no cortex-a53/a72 model: "max" is an ARMv8 core running AArch32.
-        self.cpu = cpu or ("cortex-a72" if target == "aarch64" else "max")
+        self.cpu = "" if target == "host" else cpu or ("cortex-a72" if target == "aarch64" else "max")
         cpu_flag = [f"-mcpu={self.cpu}"] if target == "aarch64" and self.cpu.startswith("cortex-") else []
         self.flags = [*self.spec.cflags, *cpu_flag, *OPT_FLAGS, "-ffunction-sections", "-fdata-sections",
                       "-fno-strict-aliasing"]
@@ -82,7 +82,8 @@ class LinuxUser:
 
     @property
     def target(self) -> str:
-        return f"{self.spec.qemu} -cpu {self.cpu} ({self.spec.gcc} {' '.join(self.flags[:-3])})"
+        build = f"{self.spec.gcc} {' '.join(self.flags[:-3])}"
+        return f"{self.spec.qemu} -cpu {self.cpu} ({build})" if self.spec.qemu else f"native ({build})"
 
     def objects(self):  # noqa: ANN201 - build.TargetObjects
         if self._objects is None:
@@ -108,7 +109,7 @@ class LinuxUser:
         _write_records(prog.work / INPUT_FILE, prog.exports, records)
         for name in (OUTPUT_FILE, REPORT_FILE):
             (prog.work / name).unlink(missing_ok=True)
-        cmd = [self.spec.qemu, "-cpu", self.cpu, str(prog.exe)]
+        cmd = [self.spec.qemu, "-cpu", self.cpu, str(prog.exe)] if self.spec.qemu else [str(prog.exe)]
         start = time.monotonic()
         try:
             proc = subprocess.run(cmd, cwd=prog.work, capture_output=True, text=True, timeout=timeout, check=False)

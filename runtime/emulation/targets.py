@@ -25,6 +25,7 @@ PACKAGES = {
     "arm-none-eabi newlib": "libnewlib-arm-none-eabi",
     "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
     "arm-linux-gnueabihf-gcc": "gcc-arm-linux-gnueabihf",
+    "gcc": "gcc",
 }
 DEBIAN_PACKAGES = (
     "qemu-system-arm",
@@ -129,6 +130,8 @@ LINUX_TARGETS = {
         "qemu-arm",
         ("-march=armv8-a", "-mfpu=neon-fp-armv8", "-mfloat-abi=hard"),
     ),
+    # This machine, natively: the exporter's own tests run exported C here without QEMU.
+    "host": LinuxTarget("host", "gcc", "", ()),
 }
 
 
@@ -159,7 +162,8 @@ def need_cortex_m_tools() -> None:
 def need_linux_tools(target: str) -> None:
     t = LINUX_TARGETS[target]
     need(t.gcc)
-    need(t.qemu)
+    if t.qemu:
+        need(t.qemu)
 
 
 def machine_memory(machine: str) -> Memory:
