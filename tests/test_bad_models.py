@@ -201,10 +201,16 @@ def test_the_writer_makes_a_valid_model():
     x = np.array([[3, -7, 100, -128]], dtype=np.int8)
     (y,) = model.run([x])
     acc = WEIGHTS.astype(np.int64) @ (x[0].astype(np.int64) - IN_ZP) + BIAS
-    expected = np.clip(np.round(acc * IN_SCALE * 0.02 / 0.25) + 2, -128, 127)
+    scaled = acc * IN_SCALE * 0.02 / 0.25
+    expected = np.clip(np.trunc(scaled + np.copysign(0.5, scaled)) + 2, -128, 127)  # TFLite rounds halves away
     np.testing.assert_array_equal(y[0], expected.astype(np.int8))
+    # y = x + c with scales 0.5, 0.5 -> 0.25: each sum doubles.
+    add = write(add_spec())
+    x_add = np.array([[-10, 0, 7, 30]], dtype=np.int8)
+    np.testing.assert_array_equal(load(add).run([x_add])[0], [[-18, 4, 20, 68]])
     pytest.importorskip("ai_edge_litert.interpreter")
     np.testing.assert_array_equal(load(data, "tflite").run([x])[0], y)
+    np.testing.assert_array_equal(load(add, "tflite").run([x_add])[0], [[-18, 4, 20, 68]])
 
 
 # ------------------------------------------------- hostile models from scratch
