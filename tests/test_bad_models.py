@@ -21,6 +21,7 @@ import pytest
 import tflite
 from conftest import model_path, reference_interpreter, run_reference
 from tflite.BuiltinOperator import BuiltinOperator
+from tflite.BuiltinOptions import BuiltinOptions
 
 import runtime
 from runtime.errors import ModelFormatError, UnsupportedModelError
@@ -50,6 +51,7 @@ class Op:
     opcode_index: int
     inputs: list[int]
     outputs: list[int]
+    options: tuple[str, dict[str, int]] | None = None  # ("Conv2DOptions", {"StrideW": 1, ...})
 
 
 @dataclass
@@ -111,10 +113,20 @@ def write(spec: Spec) -> bytes:
     ops = []
     for op in spec.ops:
         ins, outs = _vector(b, op.inputs, "i"), _vector(b, op.outputs, "i")
+        options = None
+        if op.options is not None:
+            table, fields = op.options
+            getattr(tflite, table + "Start")(b)
+            for key, value in fields.items():
+                getattr(tflite, f"{table}Add{key}")(b, value)
+            options = getattr(tflite, table + "End")(b)
         tflite.OperatorStart(b)
         tflite.OperatorAddOpcodeIndex(b, op.opcode_index)
         tflite.OperatorAddInputs(b, ins)
         tflite.OperatorAddOutputs(b, outs)
+        if options is not None:
+            tflite.OperatorAddBuiltinOptionsType(b, getattr(BuiltinOptions, op.options[0]))
+            tflite.OperatorAddBuiltinOptions(b, options)
         ops.append(tflite.OperatorEnd(b))
     codes = []
     for code in spec.opcodes:
@@ -183,6 +195,28 @@ def add_spec() -> Spec:
     )
 
 
+def conv_spec() -> Spec:
+    """A 2x5 CONV_2D, SAME padding, 4 output channels with per-channel scales."""
+    weights = np.arange(40, dtype=np.int8).reshape(4, 2, 5, 1) - 20
+    conv_options = (
+        "Conv2DOptions",
+        {"Padding": 0, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1, "DilationHFactor": 1},
+    )
+    return Spec(
+        tensors=[
+            T("x", [1, 4, 4, 1], scale=[0.5], zero_point=[0]),
+            T("w", [4, 2, 5, 1], buffer=1, scale=[0.01, 0.02, 0.03, 0.04], zero_point=[0] * 4),
+            T("b", [4], type=INT32, buffer=2, scale=[0.005, 0.01, 0.015, 0.02], zero_point=[0] * 4),
+            T("y", [1, 4, 4, 4], scale=[0.1], zero_point=[0]),
+        ],
+        ops=[Op(0, [0, 1, 2], [3], conv_options)],
+        buffers=[b"", weights.tobytes(), np.array([5, -5, 100, 0], np.int32).tobytes()],
+        inputs=[0],
+        outputs=[3],
+        opcodes=[BuiltinOperator.CONV_2D],
+    )
+
+
 def with_tensor(spec: Spec, index: int, **changes: Any) -> Spec:
     tensors = list(spec.tensors)
     tensors[index] = replace(tensors[index], **changes)
@@ -204,6 +238,9 @@ def test_the_writer_makes_a_valid_model():
     scaled = acc * IN_SCALE * 0.02 / 0.25
     expected = np.clip(np.trunc(scaled + np.copysign(0.5, scaled)) + 2, -128, 127)  # TFLite rounds halves away
     np.testing.assert_array_equal(y[0], expected.astype(np.int8))
+    conv = write(conv_spec())
+    x_conv = np.arange(16, dtype=np.int8).reshape(1, 4, 4, 1) - 8
+    assert load(conv).run([x_conv])[0].shape == (1, 4, 4, 4)
     # y = x + c with scales 0.5, 0.5 -> 0.25: each sum doubles.
     add = write(add_spec())
     x_add = np.array([[-10, 0, 7, 30]], dtype=np.int8)
@@ -211,6 +248,7 @@ def test_the_writer_makes_a_valid_model():
     pytest.importorskip("ai_edge_litert.interpreter")
     np.testing.assert_array_equal(load(data, "tflite").run([x])[0], y)
     np.testing.assert_array_equal(load(add, "tflite").run([x_add])[0], [[-18, 4, 20, 68]])
+    np.testing.assert_array_equal(load(conv).run([x_conv])[0], run_reference(reference_interpreter(conv), [x_conv])[0])
 
 
 # ------------------------------------------------- hostile models from scratch
@@ -297,6 +335,11 @@ BAD_SPECS: dict[str, tuple[Spec, type[Exception], str]] = {
         ModelFormatError,
         r"tensor 1 \('weights'\) of shape \[3, 4\] has 2 per-channel scales on axis 0, and no single axis",
     ),
+    "conv per-channel scale count matches no axis": (
+        with_tensor(conv_spec(), 1, scale=[0.01, 0.02, 0.03], zero_point=[0] * 3),
+        ModelFormatError,
+        r"tensor 1 \('w'\) of shape \[4, 2, 5, 1\] has 3 per-channel scales on axis 0, and no single axis",
+    ),
     "scale and zero point counts differ": (
         with_tensor(fc_spec(), 1, scale=[0.02, 0.03, 0.04], zero_point=[0, 0]),
         ModelFormatError,
@@ -375,6 +418,13 @@ BAD_SPECS: dict[str, tuple[Spec, type[Exception], str]] = {
         replace(fc_spec(), ops=[]),
         UnsupportedModelError,
         r"graph output 'y' INT8\[1, 3\] is never computed",
+    ),
+    "conv per-channel scales along the wrong axis": (
+        # Two scales: the parser takes the one axis of length 2 (TFLite
+        # Micro's leniency for stale axes), which is not the output channels.
+        with_tensor(conv_spec(), 1, scale=[0.01, 0.02], zero_point=[0, 0], axis=0),
+        UnsupportedModelError,
+        r"operator 0 \(CONV_2D\): weights are quantized along axis 1, expected 0",
     ),
     "weights shape disagrees with the output": (
         with_tensor(fc_spec(), 3, shape=[1, 5]),
