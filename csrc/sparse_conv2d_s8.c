@@ -7,10 +7,12 @@
  * bias_folded plus a plain dot product of the kept weights with the
  * receptive field; the per-channel requantisation is the dense one.
  *
- *  - pixel by pixel (every ISA; the MCU path): a pointwise convolution reads
- *    each pixel's channels in place; any other gathers the receptive field
- *    into a patch (scratch) first.  Rows go through spmv in chunks of
- *    TRT_SPARSE_CONV_CHUNK channels of stack accumulators.
+ *  - pixel by pixel (every ISA; the MCU path, no scratch): a pointwise
+ *    convolution hands each pixel's channels to spmv; any other walks each
+ *    row's kept blocks, which are sorted by input index and so visit the
+ *    taps (ky, kx) in order, reading every tap in place -- the input zero
+ *    point for a tap outside the image -- without gathering a patch.  Rows
+ *    go in chunks of TRT_SPARSE_CONV_CHUNK channels of stack accumulators.
  *  - tiles (p->tile = 1 and a table with spmm_tile): TRT_SPARSE_TILE pixels
  *    are transposed into int16 rows, one per input, in scratch; spmm_tile
  *    writes every output channel of the tile (pixels side by side) into a
@@ -47,10 +49,7 @@ static size_t tile_bytes(const trt_sparse_conv2d_params *p) {
 }
 
 size_t trt_sparse_conv2d_s8_scratch_size(const trt_sparse_conv2d_params *p) {
-    if (p->tile) {
-        return tile_bytes(p);
-    }
-    return is_pointwise(p) ? 0 : (size_t)patch_len(p);
+    return p->tile ? tile_bytes(p) : 0;
 }
 
 /* The receptive field of output pixel (oy, ox), taps outside the image
@@ -82,10 +81,50 @@ static void gather_patch(const trt_sparse_conv2d_params *p,
     }
 }
 
+/* acc[(s - s0) * bs + r] for strips [s0, s1): rows times the receptive field
+ * of the output pixel whose top-left tap is (iy0, ix0), read in place. */
+static void walk_taps(const trt_sparse_conv2d_params *p, const int8_t *input_n,
+                      int32_t iy0, int32_t ix0, int32_t s0, int32_t s1,
+                      int32_t *acc) {
+    const trt_sparse_matrix *m = &p->weights;
+    const int32_t bs = m->block, in_c = p->input.c;
+    const int32_t zp = -p->input_offset;
+    for (int32_t s = s0; s < s1; ++s) {
+        int32_t *a = acc + (s - s0) * bs;
+        for (int32_t r = 0; r < bs; ++r) {
+            a[r] = 0;
+        }
+        /* The current tap: inputs [lo, lo + in_c) of the row, at `base`
+         * (indexed by input number) when inside the image, else NULL. */
+        int32_t lo = -in_c, ky = 0, kx = -1;
+        const int8_t *base = 0;
+        for (int32_t j = m->strip_ptr[s]; j < m->strip_ptr[s + 1]; ++j) {
+            const int32_t k = m->index[j];
+            if (k >= lo + in_c) {
+                do {
+                    lo += in_c;
+                    if (++kx == p->filter.w) {
+                        kx = 0;
+                        ++ky;
+                    }
+                } while (k >= lo + in_c);
+                const int32_t iy = iy0 + ky * p->dilation_h;
+                const int32_t ix = ix0 + kx * p->dilation_w;
+                base = iy >= 0 && iy < p->input.h && ix >= 0 && ix < p->input.w
+                           ? input_n + ((int64_t)iy * p->input.w + ix) * in_c - lo
+                           : 0;
+            }
+            const int32_t xv = base ? base[k] : zp;
+            for (int32_t r = 0; r < bs; ++r) {
+                a[r] += xv * trt_sparse_value(m, j, r);
+            }
+        }
+    }
+}
+
 static void run_pixels(const trt_ukernels *uk, const trt_sparse_ukernels *sk,
                        const trt_sparse_conv2d_params *p,
-                       const int8_t *input_n, int8_t *output_n,
-                       int8_t *patch) {
+                       const int8_t *input_n, int8_t *output_n) {
     const trt_sparse_matrix *m = &p->weights;
     const int32_t bs = m->block;
     const int32_t out_c = p->output.c, out_w = p->output.w;
@@ -95,19 +134,18 @@ static void run_pixels(const trt_ukernels *uk, const trt_sparse_ukernels *sk,
     const int pointwise = is_pointwise(p);
     int32_t acc[TRT_SPARSE_CONV_CHUNK];
     for (int32_t px = 0; px < pixels; ++px) {
-        const int8_t *x;
-        if (pointwise) {
-            x = input_n + (int64_t)px * p->input.c;
-        } else {
-            gather_patch(p, input_n, px / out_w, px % out_w, patch);
-            x = patch;
-        }
+        const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
+        const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
         int8_t *out = output_n + (int64_t)px * out_c;
         for (int32_t s0 = 0; s0 < strips; s0 += per_chunk) {
             const int32_t s1 = TRT_MIN(strips, s0 + per_chunk);
             const int32_t c0 = s0 * bs;
             const int32_t n = TRT_MIN(out_c, s1 * bs) - c0;
-            sk->spmv(m, s0, s1, x, acc);
+            if (pointwise) {
+                sk->spmv(m, s0, s1, input_n + (int64_t)px * p->input.c, acc);
+            } else {
+                walk_taps(p, input_n, iy0, ix0, s0, s1, acc);
+            }
             uk->requantize(acc, p->bias_folded + c0, p->multiplier + c0,
                            p->shift + c0, n, p->output_offset, p->act_min,
                            p->act_max, out + c0);
@@ -164,9 +202,7 @@ void trt_sparse_conv2d_s8(const trt_sparse_conv2d_params *p,
         if (p->tile && sk->spmm_tile) {
             run_tiles(sk, p, input_n, output_n, (uint8_t *)scratch);
         } else {
-            /* With p->tile set (a plan made for a SIMD table, run under
-             * another) the scratch holds a tile, which is larger than a patch. */
-            run_pixels(uk, sk, p, input_n, output_n, (int8_t *)scratch);
+            run_pixels(uk, sk, p, input_n, output_n);
         }
     }
 }

@@ -32,6 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="write outputs to FILE.npy (first output), .npz or .json")
     p.add_argument("--backend", choices=["auto", "c", "tflite"], default="auto")
+    p.add_argument(
+        "--sparse",
+        choices=["auto", "off", "force"],
+        default="auto",
+        help="pruned weights: sparse kernels where faster (auto), never (off) or wherever they apply (force)",
+    )
+    p.add_argument(
+        "--show-plan",
+        action="store_true",
+        help="print the C backend's plan per layer: kernel and format, sparsity, MACs kept, weight bytes before/after",
+    )
     p.add_argument("--threads", type=int, default=1, help="threads for the tflite backend")
     p.add_argument("--repeat", type=int, default=1, help="run N times and print median and p90 latency")
     p.add_argument("--dequantize", action="store_true", help="print float outputs (scale * (q - zero_point))")
@@ -186,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.repeat < 1:
             raise UsageError("--repeat must be at least 1")
-        model = load(args.model, backend=args.backend, num_threads=args.threads)
+        model = load(args.model, backend=args.backend, num_threads=args.threads, sparse=args.sparse)
+        if args.show_plan:
+            if getattr(model, "plan", None) is None:
+                print(f"no plan to show: the model runs on the {model.backend} backend")
+            else:
+                from .sparse import format_plan
+
+                print(format_plan(model.plan))
         if getattr(args, "serial", None):
             from .serial_server import serve_from_args  # type: ignore[attr-defined]
 

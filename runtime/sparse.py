@@ -401,25 +401,10 @@ def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: Sp
 
 
 def conv_scratch_without_tile(params: Any) -> int:
-    """trt_sparse_conv2d_s8_scratch_size() with tile = 0: one patch, or none
-    for a pointwise convolution (mirrors csrc/sparse_conv2d_s8.c)."""
-    if _kind_of_params(params) == "pointwise":
-        return 0
-    return int(params.filter.h * params.filter.w * params.filter.c)
-
-
-def _kind_of_params(params: Any) -> str:
-    pointwise = (
-        params.filter.h == 1
-        and params.filter.w == 1
-        and params.stride_h == 1
-        and params.stride_w == 1
-        and params.pad_top == 0
-        and params.pad_left == 0
-        and params.input.h == params.output.h
-        and params.input.w == params.output.w
-    )
-    return "pointwise" if pointwise else "conv"
+    """trt_sparse_conv2d_s8_scratch_size() with tile = 0: the pixel-by-pixel
+    path reads every tap in place (mirrors csrc/sparse_conv2d_s8.c)."""
+    del params
+    return 0
 
 
 # ---------------------------------------------------------------------------- printing
