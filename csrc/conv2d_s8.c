@@ -153,7 +153,7 @@ static void run_gemm(const trt_ukernels *uk, const trt_conv2d_params *p,
             outs[r] = output_n + (int64_t)(px + r) * out_c;
         }
         uk->gemm(rows, m, k, p->weights, p->packed_weights, out_c,
-                 p->bias_folded, p->multiplier, p->shift, p->output_offset,
+                 p->bias_folded, p->multiplier, p->shift, 0, p->output_offset,
                  p->act_min, p->act_max, outs);
     }
 }

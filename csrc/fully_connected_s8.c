@@ -27,6 +27,22 @@ void trt_fully_connected_s8(const trt_fully_connected_params *p,
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t k = p->in_features;
     const int32_t nout = p->out_features;
+    if (p->packed_weights) {
+        /* Batches as rows of the GEMM micro-kernel, TRT_GEMM_MR at a time. */
+        const int8_t *rows[TRT_GEMM_MR];
+        int8_t *outs[TRT_GEMM_MR];
+        for (int32_t b = 0; b < p->batches; b += TRT_GEMM_MR) {
+            const int32_t m = TRT_MIN(TRT_GEMM_MR, p->batches - b);
+            for (int32_t r = 0; r < m; ++r) {
+                rows[r] = input + (int64_t)(b + r) * k;
+                outs[r] = output + (int64_t)(b + r) * nout;
+            }
+            uk->gemm(rows, m, k, p->weights, p->packed_weights, nout,
+                     p->bias_folded, p->multiplier, p->shift, p->scale,
+                     p->output_offset, p->act_min, p->act_max, outs);
+        }
+        return;
+    }
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *x = input + (int64_t)b * k;
         int8_t *y = output + (int64_t)b * nout;

@@ -43,14 +43,17 @@ typedef struct {
                      int8_t *out);
     /* GEMM with fused requantisation, rows r < m (m <= TRT_GEMM_MR):
      * out[r][oc] = finish(bias[oc] + sum_i x[r][i] * w[oc * k + i]), oc < n.
+     * finish is the Q31 rescale (mult, shift), or, when scale is not NULL,
+     * TFLite's reference FULLY_CONNECTED rescale in double (trt_finish_f64).
      * w_packed (may be NULL) is the same weights in the SIMD layout
-     * described at trt_conv2d_params.packed_weights; bias, mult and shift
+     * described at trt_conv2d_params.packed_weights; the per-channel arrays
      * then hold a multiple of 16 entries. */
     void (*gemm)(const int8_t *const *x, int32_t m, int32_t k,
                  const int8_t *w, const int16_t *w_packed, int32_t n,
                  const int32_t *bias, const int32_t *mult,
-                 const int32_t *shift, int32_t out_offset, int32_t act_min,
-                 int32_t act_max, int8_t *const *out);
+                 const int32_t *shift, const double *scale,
+                 int32_t out_offset, int32_t act_min, int32_t act_max,
+                 int8_t *const *out);
     /* ADD of n same-shaped elements, TFLite's AddFunc on each */
     void (*add)(const trt_binary_params *p, const int8_t *x, const int8_t *y,
                 int32_t n, int8_t *out);
@@ -68,6 +71,16 @@ TRT_INLINE int8_t trt_requantize_one(int32_t acc, int32_t mult, int32_t shift,
                                      int32_t out_offset, int32_t act_min,
                                      int32_t act_max) {
     const int32_t a = trt_requantize(acc, mult, shift) + out_offset;
+    return (int8_t)trt_clamp(a, act_min, act_max);
+}
+
+/* TFLite's reference FULLY_CONNECTED rescale: round half away from zero of
+ * acc * scale in double, the (host-defined) int32 cast, a wrapping add of
+ * the zero point, the activation clamp. */
+TRT_INLINE int8_t trt_finish_f64(int32_t acc, double scale, int32_t out_offset,
+                                 int32_t act_min, int32_t act_max) {
+    int32_t a = trt_round_to_i32((double)acc * scale);
+    a = (int32_t)((uint32_t)a + (uint32_t)out_offset);
     return (int8_t)trt_clamp(a, act_min, act_max);
 }
 

@@ -325,6 +325,50 @@ TRT_AVX2 static inline void finish16(__m256i a0, __m256i a1, const int32_t *bias
     }
 }
 
+/* Eight int32 accumulators -> TFLite's double-precision FULLY_CONNECTED
+ * rescale: round half away from zero of acc * scale (via trunc and the exact
+ * fraction), the x86 int32 conversion (INT32_MIN out of range, as the
+ * scalar cast), a wrapping add of the zero point. */
+TRT_AVX2 static inline __m256i rescale_f64x8(__m256i acc, const double *scale) {
+    const __m256d half = _mm256_set1_pd(0.5), mhalf = _mm256_set1_pd(-0.5);
+    const __m256d one = _mm256_set1_pd(1.0);
+    __m128i parts[2];
+    for (int h = 0; h < 2; ++h) {
+        const __m128i a = h ? _mm256_extracti128_si256(acc, 1) : _mm256_castsi256_si128(acc);
+        const __m256d d = _mm256_mul_pd(_mm256_cvtepi32_pd(a), _mm256_loadu_pd(scale + 4 * h));
+        const __m256d t = _mm256_round_pd(d, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m256d frac = _mm256_sub_pd(d, t);
+        __m256d r = _mm256_add_pd(t, _mm256_and_pd(_mm256_cmp_pd(frac, half, _CMP_GE_OQ), one));
+        r = _mm256_sub_pd(r, _mm256_and_pd(_mm256_cmp_pd(frac, mhalf, _CMP_LE_OQ), one));
+        parts[h] = _mm256_cvttpd_epi32(r);
+    }
+    return _mm256_set_m128i(parts[1], parts[0]);
+}
+
+/* finish16 for the double-precision rescale */
+TRT_AVX2 static inline void finish16_f64(__m256i a0, __m256i a1, const int32_t *bias,
+                                         const double *scale, __m256i offset,
+                                         __m256i lo, __m256i hi, int8_t *out,
+                                         int32_t count) {
+    a0 = rescale_f64x8(_mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias)), scale);
+    a1 = rescale_f64x8(_mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(bias + 8))),
+                       scale + 8);
+    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
+    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a1, offset), lo), hi);
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
+    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16),
+                                       _mm256_extracti128_si256(w16, 1));
+    if (count == 16) {
+        _mm_storeu_si128((__m128i *)out, b8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b8);
+        for (int32_t j = 0; j < count; ++j) {
+            out[j] = tmp[j];
+        }
+    }
+}
+
 TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
     int32_t v;
     memcpy(&v, row + 2 * i, sizeof v); /* two int16, broadcast to all lanes */
@@ -338,11 +382,12 @@ TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
 TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                           const int8_t *w, const int16_t *w_packed, int32_t n,
                           const int32_t *bias, const int32_t *mult,
-                          const int32_t *shift, int32_t out_offset,
-                          int32_t act_min, int32_t act_max, int8_t *const *out) {
+                          const int32_t *shift, const double *scale,
+                          int32_t out_offset, int32_t act_min, int32_t act_max,
+                          int8_t *const *out) {
     if (!w_packed || k > TRT_GEMM_MAX_K) {
         trt_ukernels_portable.gemm(x, m, k, w, w_packed, n, bias, mult, shift,
-                                   out_offset, act_min, act_max, out);
+                                   scale, out_offset, act_min, act_max, out);
         return;
     }
     const int32_t kp = (k + 1) / 2;
@@ -382,6 +427,13 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(b, w0));
                 a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(b, w1));
             }
+            if (scale) {
+                finish16_f64(a00, a01, bias + oc, scale + oc, offset, lo, hi, out[0] + oc, count);
+                finish16_f64(a10, a11, bias + oc, scale + oc, offset, lo, hi, out[1] + oc, count);
+                finish16_f64(a20, a21, bias + oc, scale + oc, offset, lo, hi, out[2] + oc, count);
+                finish16_f64(a30, a31, bias + oc, scale + oc, offset, lo, hi, out[3] + oc, count);
+                continue;
+            }
             finish16(a00, a01, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[0] + oc, count);
             finish16(a10, a11, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[1] + oc, count);
             finish16(a20, a21, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[2] + oc, count);
@@ -395,7 +447,11 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32))));
                 a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32 + 16))));
             }
-            finish16(a0, a1, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[r] + oc, count);
+            if (scale) {
+                finish16_f64(a0, a1, bias + oc, scale + oc, offset, lo, hi, out[r] + oc, count);
+            } else {
+                finish16(a0, a1, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[r] + oc, count);
+            }
         }
     }
 }

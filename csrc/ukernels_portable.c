@@ -85,11 +85,21 @@ static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
     }
 }
 
+static int8_t gemm_finish(int32_t acc, int32_t oc, const int32_t *mult,
+                          const int32_t *shift, const double *scale,
+                          int32_t out_offset, int32_t act_min, int32_t act_max) {
+    if (scale) {
+        return trt_finish_f64(acc, scale[oc], out_offset, act_min, act_max);
+    }
+    return trt_requantize_one(acc, mult[oc], shift[oc], out_offset, act_min,
+                              act_max);
+}
+
 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                  const int8_t *w, const int16_t *w_packed, int32_t n,
                  const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                 int32_t out_offset, int32_t act_min, int32_t act_max,
-                 int8_t *const *out) {
+                 const double *scale, int32_t out_offset, int32_t act_min,
+                 int32_t act_max, int8_t *const *out) {
     (void)w_packed; /* a layout for SIMD tables */
     int32_t r = 0;
     for (; r + 2 <= m; r += 2) {
@@ -98,10 +108,10 @@ static void gemm(const int8_t *const *x, int32_t m, int32_t k,
             int32_t acc[8];
             dot_2x4(x[r], x[r + 1], w + (int64_t)oc * k, k, k, acc);
             for (int32_t j = 0; j < 4; ++j) {
-                out[r][oc + j] = trt_requantize_one(acc[j] + bias[oc + j], mult[oc + j],
-                                                    shift[oc + j], out_offset, act_min, act_max);
-                out[r + 1][oc + j] = trt_requantize_one(acc[4 + j] + bias[oc + j], mult[oc + j],
-                                                        shift[oc + j], out_offset, act_min, act_max);
+                out[r][oc + j] = gemm_finish(acc[j] + bias[oc + j], oc + j, mult, shift,
+                                             scale, out_offset, act_min, act_max);
+                out[r + 1][oc + j] = gemm_finish(acc[4 + j] + bias[oc + j], oc + j, mult,
+                                                 shift, scale, out_offset, act_min, act_max);
             }
         }
         for (; oc < n; ++oc) {
@@ -110,17 +120,29 @@ static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a += (int32_t)x[r][i] * (int32_t)w[(int64_t)oc * k + i];
                 b += (int32_t)x[r + 1][i] * (int32_t)w[(int64_t)oc * k + i];
             }
-            out[r][oc] = trt_requantize_one(a + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
-            out[r + 1][oc] = trt_requantize_one(b + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
+            out[r][oc] = gemm_finish(a + bias[oc], oc, mult, shift, scale, out_offset,
+                                     act_min, act_max);
+            out[r + 1][oc] = gemm_finish(b + bias[oc], oc, mult, shift, scale,
+                                         out_offset, act_min, act_max);
         }
     }
     for (; r < m; ++r) {
-        for (int32_t oc = 0; oc < n; ++oc) {
+        int32_t oc = 0;
+        for (; oc + 4 <= n; oc += 4) {
+            int32_t acc[4];
+            dot_1x4(x[r], w + (int64_t)oc * k, k, k, acc);
+            for (int32_t j = 0; j < 4; ++j) {
+                out[r][oc + j] = gemm_finish(acc[j] + bias[oc + j], oc + j, mult, shift,
+                                             scale, out_offset, act_min, act_max);
+            }
+        }
+        for (; oc < n; ++oc) {
             int32_t a = 0;
             for (int32_t i = 0; i < k; ++i) {
                 a += (int32_t)x[r][i] * (int32_t)w[(int64_t)oc * k + i];
             }
-            out[r][oc] = trt_requantize_one(a + bias[oc], mult[oc], shift[oc], out_offset, act_min, act_max);
+            out[r][oc] = gemm_finish(a + bias[oc], oc, mult, shift, scale, out_offset,
+                                     act_min, act_max);
         }
     }
 }

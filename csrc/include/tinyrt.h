@@ -127,6 +127,10 @@ typedef struct {
     const double *scale;     /* [N] or NULL                                   */
     const int32_t *multiplier; /* [N], used when scale is NULL               */
     const int32_t *shift;
+    /* Optional (NULL on microcontrollers): the weights as int16 panels for
+     * the SIMD GEMM, laid out as trt_conv2d_params.packed_weights with
+     * K = in_features; the per-feature arrays then hold a multiple of 16. */
+    const int16_t *packed_weights;
 } trt_fully_connected_params;
 
 void trt_fully_connected_s8(const trt_fully_connected_params *p,

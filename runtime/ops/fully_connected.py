@@ -7,6 +7,7 @@ import numpy as np
 from .._native import lib
 from ..quant import activation_range, f32, quantize_multiplier
 from .common import INT8, INT32, OpContext, Step
+from .conv import host_simd, pack_gemm_weights
 
 
 def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
@@ -59,7 +60,13 @@ def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
     p.input_offset, p.output_offset = -in_zp, out_zp
     p.act_min, p.act_max = act_min, act_max
     p.weights = ctx.c_array(w, "const int8_t *")
-    p.bias_folded = ctx.c_array(bias_folded.astype(INT32), "const int32_t *")
+    # With this machine's SIMD GEMM the per-feature arrays are read sixteen
+    # at a time: pad them (the padding is never stored to the output).
+    packed = ctx.host_layouts and host_simd()
+    pad = (-n_out) % 16 if packed else 0
+    if packed:
+        p.packed_weights = ctx.c_array(pack_gemm_weights(w), "const int16_t *")
+    p.bias_folded = ctx.c_array(np.pad(bias_folded.astype(INT32), (0, pad)), "const int32_t *")
     in_d, out_d = f32(in_s), f32(out_s)
     if fixed_point:
         mult = np.empty(n_out, dtype=INT32)
@@ -71,12 +78,12 @@ def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
                 real = in_d * float(scales[n]) / out_d
             mult[n], shift[n] = quantize_multiplier(real)
         p.scale = ctx.NULL
-        p.multiplier = ctx.c_array(mult, "const int32_t *")
-        p.shift = ctx.c_array(shift, "const int32_t *")
+        p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
+        p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
     else:
         # reference_integer_ops::FullyConnected{,PerChannel}: all in double.
         eff = np.array([in_d * float(scales[n]) / out_d for n in range(n_out)], dtype=np.float64)
-        p.scale = ctx.c_array(eff, "const double *")
+        p.scale = ctx.c_array(np.pad(eff, (0, pad)), "const double *")
         p.multiplier = ctx.NULL
         p.shift = ctx.NULL
     return ctx.finish(
