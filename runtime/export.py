@@ -77,11 +77,10 @@ KERNEL_CALLS: dict[str, str] = {
 }
 
 # Pointer fields holding a copy of the weights in a host SIMD layout (the plan
-# is built on the host).  Exported as NULL: the kernels fall back to the
-# portable layout there, and a microcontroller never reads them.
-HOST_SIMD_FIELDS: dict[str, frozenset[str]] = {
-    "trt_conv2d_params": frozenset({"packed_weights"}),
-}
+# is built on the host; tinyrt.h: "Optional (NULL on microcontrollers)"), in
+# any parameter struct.  Exported as NULL: the kernels then use the portable
+# layout, which every target has, and the copy does not take flash.
+HOST_SIMD_FIELDS: frozenset[str] = frozenset({"packed_weights"})
 
 # C element type of each numpy dtype a constant can have.
 _C_TYPES = {
@@ -285,9 +284,8 @@ class _Writer:
 
     def struct_init(self, struct: Any, ctype: Any, symbol: str, where: str) -> str:
         parts = []
-        host_only = HOST_SIMD_FIELDS.get(ctype.cname, frozenset())
         for fname, f in ctype.fields:
-            if fname in host_only:
+            if fname in HOST_SIMD_FIELDS and f.type.kind == "pointer":
                 parts.append(f".{fname} = NULL")
                 continue
             text = self.value(getattr(struct, fname), f.type, f"{symbol}_{fname}", f"{where}.{fname}")

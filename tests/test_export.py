@@ -120,6 +120,8 @@ def test_generated_code_shape() -> None:
     # constants are const (flash), parameter structs too
     assert not re.search(r"^(static )?(int8_t|int32_t|double|trt_\w+) ", data_c, flags=re.M)
     assert data_c.count("const trt_conv2d_params kws_p") == sum(1 for c in calls if c == "trt_conv2d_s8")
+    # host SIMD copies of the weights (tinyrt.h: "NULL on microcontrollers") are not exported
+    assert "packed_weights[" not in data_c
 
 
 def test_multi_io_graph_gets_the_general_entry_point() -> None:
