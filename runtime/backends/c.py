@@ -14,6 +14,7 @@ from ..model import Model, TensorInfo
 from ..plan import Plan, build_plan
 
 ARENA_ALIGNMENT = 64
+_run_plan = lib.trt_run_plan  # bound once: run() is on the hot path
 
 
 def tensor_info(graph: Graph, index: int) -> TensorInfo:
@@ -46,6 +47,7 @@ class CModel(Model):
         self._in_views = [self._view(i) for i in graph.inputs]
         self._out_views = [self._view(i) for i in graph.outputs]
         self._lock = threading.Lock()
+        self._c_plan = self.plan.c_plan
 
     def _view(self, index: int) -> np.ndarray:
         t = self.graph.tensors[index]
@@ -60,9 +62,9 @@ class CModel(Model):
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         with self._lock:
             for view, arr in zip(self._in_views, arrays, strict=True):
-                view[...] = arr
-            status = lib.trt_run_plan(self.plan.c_plan, self._arena_ptr, self._failed)
-            if status != lib.TRT_OK:
+                np.copyto(view, arr)
+            status = _run_plan(self._c_plan, self._arena_ptr, self._failed)
+            if status:
                 op = self.plan.step_ops[self._failed[0]]
                 raise TinyRTError(f"kernel failed with status {status} at operator {op}")
             return [view.copy() for view in self._out_views]
