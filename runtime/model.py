@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import TinyRTError
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -66,7 +68,12 @@ class Model(abc.ABC):
         or a single array for a one-input model.  Float arrays given to an
         integer input are quantized with its scale and zero point."""
         arrays = self.prepare_inputs(inputs)
-        outputs = self._run(arrays)
+        try:
+            outputs = self._run(arrays)
+        except (NotImplementedError, RecursionError):
+            raise
+        except RuntimeError as exc:  # LiteRT finds some inconsistent models only in invoke()
+            raise TinyRTError(f"the {self.backend} backend could not run the model: {exc}") from exc
         if dequantize:
             outputs = [info.dequantize(o) for info, o in zip(self.outputs, outputs, strict=True)]
         return outputs

@@ -24,7 +24,7 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.BuiltinOptions import BuiltinOptions
 
 import runtime
-from runtime.errors import ModelFormatError, UnsupportedModelError
+from runtime.errors import ModelFormatError, TinyRTError, UnsupportedModelError
 from runtime.graph import parse_model
 
 FLOAT32, INT32, INT8 = 0, 2, 9  # tflite TensorType codes
@@ -478,6 +478,26 @@ def test_hostile_model_is_rejected_before_litert(case, backend):
     spec, error, pattern = BAD_SPECS[case]
     with pytest.raises(error, match=pattern):
         load(write(spec), backend)
+
+
+def test_model_litert_fails_to_invoke_gives_a_tinyrt_error():
+    # Found by fuzzing the tflite backend: an int8 SOFTMAX with a float32
+    # output passes LiteRT's Prepare and fails in invoke() with RuntimeError.
+    pytest.importorskip("ai_edge_litert.interpreter")
+    spec = Spec(
+        tensors=[T("x", [1, 4], scale=[0.5], zero_point=[0]), T("p", [1, 4], type=FLOAT32)],
+        ops=[Op(0, [0], [1], ("SoftmaxOptions", {"Beta": 1.0}))],
+        buffers=[b""],
+        inputs=[0],
+        outputs=[1],
+        opcodes=[BuiltinOperator.SOFTMAX],
+    )
+    model = load(write(spec), "tflite")
+    with pytest.raises(TinyRTError, match=r"the tflite backend could not run the model: .*SOFTMAX") as info:
+        model.run([np.zeros((1, 4), np.int8)])
+    assert type(info.value) is TinyRTError
+    with pytest.raises(UnsupportedModelError, match=r"operator 0 \(SOFTMAX\): output must be int8, got FLOAT32"):
+        load(write(spec), "c")
 
 
 def test_absurd_scales_in_the_planner():
