@@ -6,17 +6,18 @@ a separate interpreter.  The protocol on stdin/stdout is line based:
 
     parent -> child:  "<case id> <model name> <seed>"
     child -> parent:  "B <case id>"                    before the case starts
-                      "R <case id> <verdict> <detail>"   when it has finished
+                      "R <case id> <verdict> <JSON detail>"  when it has finished
 
 A "B" without its "R" means the child died (or hung) on that case.  verdict
 is "ok" (loaded and ran), "rejected" (a clean, allowed exception) or "BAD"
 (any other exception, or an allowed one with an empty message).
 
-Reproduce one case by hand:  python tests/_fuzz_worker.py --case <model> <seed>
+Reproduce one case by hand:  python tests/_fuzz_worker.py --case <model> <seed> [c|tflite|auto]
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -359,8 +360,7 @@ def serve(backend: str) -> None:
         out.flush()
         data, _ = mutate(name, seed)
         verdict, detail = judge(data, seed, backend)
-        # One line per result: escape newlines in tracebacks.
-        out.write(f"R {case_id} {verdict} {detail.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n")
+        out.write(f"R {case_id} {verdict} {json.dumps(detail)}\n")  # JSON: one line, even for tracebacks
         out.flush()
 
 

@@ -15,6 +15,7 @@ than suffered.  TINYRT_FUZZ_CASES=<n> runs more cases (a longer local hunt).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -120,7 +121,7 @@ class _Worker:
             if kind == "R":
                 rid, verdict, detail = (rest.split(" ", 2) + [""])[:3]
                 if int(rid) == case_id:
-                    return verdict, detail.replace("\\n", "\n").replace("\\\\", "\\")
+                    return verdict, json.loads(detail) if detail else ""
 
     def kill(self) -> None:
         if self.proc.poll() is None:
