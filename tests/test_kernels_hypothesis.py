@@ -12,18 +12,15 @@ and compared with `spec_model`:
   SOFTMAX, LOGISTIC, TANH and MEAN, whose int8 kernels are fixed-point
   approximations (see each test's docstring).
 
-The spec model itself is checked against TFLite's own reference kernels
-(ai-edge-litert, BUILTIN_REF) at the end of the file, when a .tflite writer
-is available.
+The spec model itself, and the C backend, are checked against TFLite's own
+reference kernels (ai-edge-litert, BUILTIN_REF) and TFLite Micro at the end
+of the file, the graphs serialised by tests/tflite_writer.py.
 
 Examples are derandomized (see _hypothesis_cases.exact_settings), so CI runs
 the same ones every time.
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,8 +43,10 @@ from _hypothesis_cases import (
     reshape_cases,
     softmax_cases,
 )
+from conftest import reference_interpreter, run_reference
 from hypothesis import example, given
 from hypothesis import strategies as st
+from tflite_writer import write_model
 
 from runtime.ops import BUILDERS
 
@@ -274,21 +273,6 @@ def test_mean_within_one_step_of_real_mean(case: OpCase) -> None:
 
 # ------------------------------- the spec model against TFLite's reference --
 
-_WRITER = Path(__file__).resolve().parent / "tflite_writer.py"
-
-
-def _serialise(case: OpCase) -> bytes:
-    spec_ = importlib.util.spec_from_file_location("tflite_writer", _WRITER)
-    assert spec_ is not None and spec_.loader is not None
-    module = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(module)
-    for name in ("write_model", "write_graph", "serialize_graph"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return bytes(fn(case.graph))
-    pytest.skip("tests/tflite_writer.py has no graph -> bytes function this test knows")
-
-
 LITERT_STRATEGIES = {
     "CONV_2D": conv2d_cases(bias_required=True),
     "DEPTHWISE_CONV_2D": depthwise_cases(),
@@ -315,14 +299,11 @@ def test_spec_model_and_c_backend_agree_with_tflite_reference(opcode: str) -> No
     contract: the spec model must agree with them (bit for bit, or within the
     step its docstring allows), and the C backend bit for bit - which also
     pins down the float-model operators exactly."""
-    if not _WRITER.exists():
-        pytest.skip("tests/tflite_writer.py (graph -> .tflite) is not there yet")
-    from conftest import reference_interpreter, run_reference
 
     @exact_settings(25)
     @given(case=LITERT_STRATEGIES[opcode])
     def check(case: OpCase) -> None:
-        reference = run_reference(reference_interpreter(_serialise(case)), case.inputs)
+        reference = run_reference(reference_interpreter(write_model(case.graph)), case.inputs)
         assert_matches(case, reference)
         if opcode in BUILDERS:
             for ours, theirs in zip(run_c(case), reference, strict=True):
@@ -334,14 +315,12 @@ def test_spec_model_and_c_backend_agree_with_tflite_reference(opcode: str) -> No
 def test_spec_fixed_point_fully_connected_agrees_with_tflite_micro() -> None:
     """The fixed-point FULLY_CONNECTED variant is TFLite Micro's: checked
     against the tflite-micro interpreter, with the C backend in that mode."""
-    if not _WRITER.exists():
-        pytest.skip("tests/tflite_writer.py (graph -> .tflite) is not there yet")
     tflm = pytest.importorskip("tflite_micro")
 
     @exact_settings(25)
     @given(case=fully_connected_cases(fixed_point=True))
     def check(case: OpCase) -> None:
-        interp = tflm.runtime.Interpreter.from_bytes(_serialise(case))
+        interp = tflm.runtime.Interpreter.from_bytes(write_model(case.graph))
         interp.set_input(case.inputs[0], 0)
         interp.invoke()
         reference = interp.get_output(0)
