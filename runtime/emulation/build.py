@@ -148,16 +148,17 @@ def models_table(exports: Sequence[Export]) -> str:
 
 
 def compile_models(
-    gcc: str, flags: Sequence[str], exports: Sequence[Export], work: Path, hooks: bool
+    gcc: str, flags: Sequence[str], exports: Sequence[Export], work: Path, hooks: bool, extra_flags: Sequence[str] = ()
 ) -> list[Path]:
-    """Write each export (and the model table) into work/ and compile them; returns the objects."""
+    """Write each export (and the model table) into work/ and compile them; returns the objects.
+    extra_flags: for the exports only (e.g. another kernel library's include path)."""
     jobs_list: list[tuple[Path, list[str]]] = []
     for exp in exports:
         for fname, text in exp.files.items():
             (work / fname).write_text(text)
         extra = ["-include", str(FIRMWARE / "harness_hooks.h")] if hooks else []
-        jobs_list.append((work / f"{exp.name}.c", extra))
-        jobs_list.append((work / f"{exp.name}_data.c", []))
+        jobs_list.append((work / f"{exp.name}.c", [*extra, *extra_flags]))
+        jobs_list.append((work / f"{exp.name}_data.c", list(extra_flags)))
     table = work / "harness_models.c"
     table.write_text(models_table(exports))
     jobs_list.append((table, []))

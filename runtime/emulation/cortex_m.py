@@ -128,10 +128,18 @@ class CortexM:
             self._objects = target_objects("arm-none-eabi-gcc", self.flags, HARNESS_SOURCES, self.cache)
         return self._objects
 
-    def build(self, exports: Sequence[Export], work: Path) -> Firmware:
+    def build(
+        self,
+        exports: Sequence[Export],
+        work: Path,
+        extra_flags: Sequence[str] = (),
+        extra_objects: Sequence[Path] = (),
+    ) -> Firmware:
+        """Link the exports with csrc/ and the harness.  extra_flags / extra_objects:
+        another kernel library the exports call (runtime.emulation.cmsis_nn)."""
         work.mkdir(parents=True, exist_ok=True)
         objs = self.objects()
-        model_objs = compile_models("arm-none-eabi-gcc", self.flags, exports, work, hooks=True)
+        model_objs = compile_models("arm-none-eabi-gcc", self.flags, exports, work, hooks=True, extra_flags=extra_flags)
         mem = self.memory
         script = (FIRMWARE / "link.ld.in").read_text()
         for key, value in (
@@ -155,6 +163,7 @@ class CortexM:
             f"-Wl,-Map={work / 'firmware.map'}",
             *map(str, objs.harness),
             *map(str, model_objs),
+            *map(str, extra_objects),
             str(objs.library),
             "-o",
             str(elf),
