@@ -286,6 +286,23 @@ static void run_direct(const trt_ukernels *uk, const trt_conv2d_params *p,
     }
 }
 
+#if defined(__GNUC__)
+#define TRT_NOINLINE __attribute__((noinline))
+#else
+#define TRT_NOINLINE
+#endif
+
+/* The im2col path with its patches on the stack: only for tables that
+ * declare a deep stack (hosts), so a plan that saved the arena its patches
+ * keeps the fast path.  Not inlined, so the buffer exists only while used. */
+static TRT_NOINLINE void run_gemm_stack(const trt_ukernels *uk,
+                                        const trt_conv2d_params *p,
+                                        const int8_t *input_n,
+                                        int8_t *output_n) {
+    int8_t patches[TRT_STACK_PATCH_BYTES];
+    run_gemm(uk, p, input_n, output_n, patches);
+}
+
 void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                    int8_t *output, void *scratch) {
     const trt_ukernels *uk = trt_ukernels_active();
@@ -296,6 +313,9 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
         int8_t *output_n = output + (int64_t)n * out_plane;
         if (p->im2col || is_pointwise(p)) {
             run_im2col(uk, p, input_n, output_n, (int8_t *)scratch);
+        } else if (uk->stack_patches && groups_of(p) == 1 &&
+                   (int64_t)TRT_GEMM_MR * patch_len(p) <= TRT_STACK_PATCH_BYTES) {
+            run_gemm_stack(uk, p, input_n, output_n);
         } else {
             run_direct(uk, p, input_n, output_n);
         }

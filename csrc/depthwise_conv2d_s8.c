@@ -54,6 +54,23 @@ static void pixel_wide(const trt_ukernels *uk,
                        int8_t *out) {
     const int8_t *taps[TRT_DW_MAX_TAPS];
     int32_t t = 0;
+    const int32_t kh = p->filter.h, kw = p->filter.w;
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + (kh - 1) * p->dilation_h < p->input.h &&
+        ix0 + (kw - 1) * p->dilation_w < p->input.w) {
+        /* the whole window is inside the image: no per-tap checks */
+        const int64_t row_step = (int64_t)p->dilation_h * p->input.w * p->input.c;
+        const int64_t col_step = (int64_t)p->dilation_w * p->input.c;
+        const int8_t *row = input_n + ((int64_t)iy0 * p->input.w + ix0) * p->input.c + c0;
+        for (int32_t ky = 0; ky < kh; ++ky, row += row_step) {
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                taps[t++] = row + kx * col_step;
+            }
+        }
+        uk->dw_pixel(taps, t, p->weights + c0, p->output.c, n, p->bias_folded + c0,
+                     p->multiplier + c0, p->shift + c0, p->output_offset,
+                     p->act_min, p->act_max, out);
+        return;
+    }
     for (int32_t ky = 0; ky < p->filter.h; ++ky) {
         for (int32_t kx = 0; kx < p->filter.w; ++kx) {
             const int8_t *x = tap_pixel(p, input_n, iy0 + ky * p->dilation_h,

@@ -19,6 +19,10 @@
 
 typedef struct {
     int32_t isa; /* trt_isa */
+    /* Non-zero on hosts with a deep stack (not microcontrollers): a
+     * convolution planned without arena scratch may still gather its im2col
+     * patches into a stack buffer of TRT_STACK_PATCH_BYTES. */
+    int32_t stack_patches;
     /* acc[j] = x . w_j over k bytes, w_j = w + j * w_stride, j < 4 */
     void (*dot_1x4)(const int8_t *x, const int8_t *w, int32_t w_stride,
                     int32_t k, int32_t *acc);
@@ -59,7 +63,7 @@ typedef struct {
                 int32_t n, int8_t *out);
 } trt_ukernels;
 
-enum { TRT_GEMM_MR = 4 };
+enum { TRT_GEMM_MR = 4, TRT_STACK_PATCH_BYTES = 16384 };
 
 extern const trt_ukernels trt_ukernels_portable;
 

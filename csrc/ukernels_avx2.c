@@ -457,7 +457,7 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 }
 
 const trt_ukernels trt_ukernels_avx2 = {
-    TRT_ISA_AVX2, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
+    TRT_ISA_AVX2, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
 };
 
 #endif
