@@ -431,7 +431,7 @@ def generate(
     )
 
 
-def _sparse_arg(sparse: str) -> dict[str, str]:
+def _sparse_arg(sparse: str) -> dict[str, Any]:
     # Planners without sparse kernels plan everything dense.
     if "sparse" in inspect.signature(build_plan).parameters:
         return {"sparse": sparse}

@@ -13,15 +13,14 @@ import sys
 from pathlib import Path
 
 from ..errors import TinyRTError
-from . import emulate
+from . import EmulationResult, emulate
 
 
-def _row(model: Path, board: str, r: object) -> list[str]:
+def _row(model: Path, board: str, em: EmulationResult) -> list[str]:
     from ..boards import load_board
 
     b = load_board(board)
     size = model.stat().st_size
-    em = r  # EmulationResult
     instr = "n/a" if em.instructions is None else f"{em.instructions:,}"
     ms = "n/a" if em.latency_ms_est is None else f"{em.latency_ms_est:,.1f}"
     stack = "n/a" if em.stack_bytes is None else f"{em.stack_bytes:,}"

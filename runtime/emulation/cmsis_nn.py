@@ -339,9 +339,11 @@ def main(argv: list[str] | None = None) -> int:
                 macs = sum(plan.steps[i].macs for i in idx)
                 per_kind.append(f"{sum(run.step_instructions[i] for i in idx) / macs:>10.2f}" if macs else f"{'':>10}")
             ms = ref_ms.get(Path(model).stem)
-            cpi = ms * 1e-3 * ref_hz / run.instructions if ms and label == "CMSIS-NN" else None
-            if cpi:
-                total_cycles += ms * 1e-3 * ref_hz
+            cpi = None
+            if ms is not None and label == "CMSIS-NN":
+                cycles = ms * 1e-3 * ref_hz
+                cpi = cycles / run.instructions
+                total_cycles += cycles
                 total_instructions += run.instructions
             print(
                 f"{Path(model).stem:<24} {label:<9} {run.instructions:>13,} " + " ".join(per_kind)

@@ -32,6 +32,7 @@ from .build import (
     BuildError,
     Record,
     Report,
+    TargetObjects,
     compile_models,
     parse_report,
     read_outputs,
@@ -117,13 +118,13 @@ class CortexM:
         self.memory = machine_memory(self.machine)
         self.flags = [*compile_flags(board), "-ffunction-sections", "-fdata-sections", "-fno-strict-aliasing"]
         self.cache = cache
-        self._objects = None
+        self._objects: TargetObjects | None = None
 
     @property
     def target(self) -> str:
         return f"qemu-system-arm -M {self.machine} -cpu {self.board.emulation.cpu} ({' '.join(compile_flags(self.board))})"
 
-    def objects(self) -> Any:
+    def objects(self) -> TargetObjects:
         if self._objects is None:
             self._objects = target_objects("arm-none-eabi-gcc", self.flags, HARNESS_SOURCES, self.cache)
         return self._objects

@@ -26,6 +26,7 @@ from .build import (
     REPORT_FILE,
     BuildError,
     Record,
+    TargetObjects,
     compile_models,
     parse_report,
     read_outputs,
@@ -78,14 +79,14 @@ class LinuxUser:
         self.flags = [*self.spec.cflags, *cpu_flag, *OPT_FLAGS, "-ffunction-sections", "-fdata-sections",
                       "-fno-strict-aliasing"]
         self.cache = cache
-        self._objects = None
+        self._objects: TargetObjects | None = None
 
     @property
     def target(self) -> str:
         build = f"{self.spec.gcc} {' '.join(self.flags[:-3])}"
         return f"{self.spec.qemu} -cpu {self.cpu} ({build})" if self.spec.qemu else f"native ({build})"
 
-    def objects(self):  # noqa: ANN201 - build.TargetObjects
+    def objects(self) -> TargetObjects:
         if self._objects is None:
             self._objects = target_objects(self.spec.gcc, self.flags, HARNESS_SOURCES, self.cache)
         return self._objects
