@@ -81,13 +81,20 @@ def _compile(gcc: str, flags: Sequence[str], source: Path, obj: Path, extra: Seq
     run_tool(cmd, what=f"compiling {source.name}")
 
 
-def target_objects(gcc: str, flags: Sequence[str], harness_sources: Sequence[str], cache: Path | None = None) -> TargetObjects:
-    """Compile csrc/ and the named harness sources once per (compiler, flags, sources), reusing earlier builds."""
+def target_objects(
+    gcc: str,
+    flags: Sequence[str],
+    harness_sources: Sequence[str],
+    cache: Path | None = None,
+    harness_flags: Sequence[str] = (),
+) -> TargetObjects:
+    """Compile csrc/ and the named harness sources once per (compiler, flags, sources), reusing earlier builds.
+    harness_flags: for the harness sources only (e.g. -DHARNESS_SYST_RELOAD=...)."""
     csrc = csrc_sources()
     inc = csrc_dir()
     headers = [*inc.glob("*.h"), *(inc / "include").glob("*.h"), *FIRMWARE.glob("*.h")]
     harness = [FIRMWARE / s for s in harness_sources]
-    key = _fingerprint(gcc, flags, [*csrc, *headers, *harness])
+    key = _fingerprint(gcc, [*flags, "|", *harness_flags], [*csrc, *headers, *harness])
     root = cache or cache_root()
     final = root / f"{Path(gcc).name}-{key}"
     lib = final / "libtinyrt.a"
@@ -99,7 +106,10 @@ def target_objects(gcc: str, flags: Sequence[str], harness_sources: Sequence[str
     try:
         sources = [*csrc, *harness]
         with ThreadPoolExecutor(jobs()) as pool:
-            list(pool.map(lambda s: _compile(gcc, flags, s, tmp / (s.stem + ".o")), sources))
+            list(pool.map(
+                lambda s: _compile(gcc, flags, s, tmp / (s.stem + ".o"), harness_flags if s in harness else ()),
+                sources,
+            ))
         ar = re.sub(r"gcc$", "ar", gcc)
         run_tool([ar, "rcs", str(tmp / "libtinyrt.a"), *(str(tmp / (s.stem + ".o")) for s in csrc)], what="ar")
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from emu_cases import INT8_MODELS, check_outputs, kernel_cases, model_case, model_path
 
+from runtime.boards import load_board
 from runtime.emulation.build import Record
 from runtime.validate import KERNEL_STACK_BYTES, report
 
@@ -103,6 +104,27 @@ def test_counts_are_deterministic_and_calibrated(cortex_m, tmp_path: Path) -> No
     assert abs(a.instructions - b.instructions) <= tick
     assert all(abs(x - y) <= tick for x, y in zip(a.step_instructions, b.step_instructions, strict=True))
     assert a.stack_bytes == b.stack_bytes
+
+
+def test_counter_wraps_are_counted(cortex_m, emu_cache: Path, tmp_path: Path) -> None:
+    # The 24-bit SysTick wraps every 671 M instructions on MPS2; no shipped
+    # model gets there, so a harness with a 65,536-tick period (2.6 M
+    # instructions) must give the same counts as the full period.
+    from runtime.emulation.cortex_m import CortexM
+
+    cortex_m("nucleo-l4r5zi")  # skips without the tools
+    board = load_board("nucleo-l4r5zi")
+    short = CortexM(board, emu_cache, harness_flags=["-DHARNESS_SYST_RELOAD=0xFFFFu"])
+    full = CortexM(board, emu_cache)
+    case = model_case("kws_ref_model")
+    records = [Record(0, case.inputs[0])]
+    a = short.run(short.build([case.export("model")], tmp_path / "short"), records)
+    b = full.run(full.build([case.export("model")], tmp_path / "full"), records)
+    tick = b.calibration.instructions_per_tick
+    assert a.calibration.instructions_per_tick == tick
+    assert a.runs[0].instructions > 5 * 65536 * tick  # it did wrap, several times
+    assert abs(a.runs[0].instructions - b.runs[0].instructions) <= 2 * tick
+    assert a.runs[0].outputs[0].tobytes() == b.runs[0].outputs[0].tobytes()
 
 
 @pytest.fixture

@@ -13,7 +13,11 @@
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define SYST_MAX 0x00FFFFFFu
+/* The reload value: the full 24 bits (a wrap every 2^24 ticks), or smaller
+ * to exercise the wrap counting (tests/emulation). */
+#ifndef HARNESS_SYST_RELOAD
+#define HARNESS_SYST_RELOAD 0x00FFFFFFu
+#endif
 
 enum {
     SYS_OPEN = 0x01,
@@ -92,9 +96,10 @@ uint64_t plat_ticks(void) {
         wraps = systick_wraps;
         value = SYST_CVR;
     } while (wraps != systick_wraps);
-    uint64_t t = ((uint64_t)wraps << 24) + (uint64_t)(SYST_MAX - value);
+    const uint64_t period = (uint64_t)HARNESS_SYST_RELOAD + 1u;
+    uint64_t t = (uint64_t)wraps * period + (uint64_t)(HARNESS_SYST_RELOAD - value);
     if (t < last_ticks) {
-        t += (uint64_t)1 << 24;
+        t += period;
     }
     last_ticks = t;
     return t;
@@ -179,7 +184,7 @@ uint32_t plat_stack_used(uintptr_t base) {
 }
 
 int main(void) {
-    SYST_RVR = SYST_MAX;
+    SYST_RVR = HARNESS_SYST_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 7u; /* enable, interrupt on wrap, processor clock */
     plat_exit(harness_main());
