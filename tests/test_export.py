@@ -11,21 +11,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from emulation.emu_cases import INT8_MODELS, check_outputs, kernel_cases, model_case, model_path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "emulation"))
-from emu_cases import INT8_MODELS, check_outputs, kernel_cases, model_case, model_path  # noqa: E402
-
-from runtime import export as export_mod  # noqa: E402
-from runtime._native import ffi  # noqa: E402
-from runtime.emulation.build import Record  # noqa: E402
-from runtime.export import KERNEL_CALLS, ExportError, generate, main  # noqa: E402
-from runtime.graph import parse_model  # noqa: E402
-from runtime.plan import build_plan  # noqa: E402
+from runtime import export as export_mod
+from runtime._native import ffi
+from runtime.emulation.build import Record
+from runtime.export import KERNEL_CALLS, ExportError, generate, main
+from runtime.graph import parse_model
+from runtime.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (apt-get install gcc)")

@@ -13,11 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
-from emu_cases import model_path
 
 from runtime.boards import load_board
 from runtime.emulation import __main__ as survey
 from runtime.emulation import cmsis_nn
+
+from .emu_cases import model_path
 
 
 @pytest.mark.parametrize("name", list(cmsis_nn.MLPERF_CMSIS_NN["cortex-m4"][2]))

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from emu_cases import INT8_MODELS, check_outputs, kernel_cases, model_case, model_path
 
 from runtime.boards import load_board
 from runtime.emulation.build import Record
 from runtime.validate import KERNEL_STACK_BYTES, report
+
+from .emu_cases import INT8_MODELS, check_outputs, kernel_cases, model_case, model_path
 
 BOARDS = ["nucleo-l4r5zi", "pico"]  # Cortex-M4 (mps2-an386), Cortex-M0+ (mps2-an385)
 

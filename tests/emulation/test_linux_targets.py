@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from emu_cases import INT8_MODELS, Case, check_outputs, kernel_cases, model_case
 
 from runtime.emulation.build import Record
+
+from .emu_cases import INT8_MODELS, Case, check_outputs, kernel_cases, model_case
 
 TARGETS = [("aarch64", "cortex-a53"), ("aarch64", "cortex-a72"), ("armhf", None)]
 

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from emu_cases import model_path
 
 from runtime.boards import load_board
 from runtime.emulation import targets as emu_targets
 from runtime.validate import main
+
+from .emu_cases import model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
