@@ -132,16 +132,16 @@ static void dot_rows(const trt_ukernels *uk, const int8_t *x0,
 
 /* One group: TRT_GEMM_MR output pixels at a time through the GEMM
  * micro-kernel, patches (or, pointwise, the input pixels) as its rows. */
-static void run_gemm(const trt_ukernels *uk, const trt_conv2d_params *p,
-                     const int8_t *input_n, int8_t *output_n, int8_t *scratch) {
+static void run_gemm_range(const trt_ukernels *uk, const trt_conv2d_params *p,
+                           const int8_t *input_n, int8_t *output_n,
+                           int8_t *scratch, int32_t begin, int32_t end) {
     const int32_t out_w = p->output.w, out_c = p->output.c;
-    const int32_t pixels = p->output.h * out_w;
     const int32_t k = patch_len(p);
     const int pointwise = is_pointwise(p);
     const int8_t *rows[TRT_GEMM_MR];
     int8_t *outs[TRT_GEMM_MR];
-    for (int32_t px = 0; px < pixels; px += TRT_GEMM_MR) {
-        const int32_t m = TRT_MIN(TRT_GEMM_MR, pixels - px);
+    for (int32_t px = begin; px < end; px += TRT_GEMM_MR) {
+        const int32_t m = TRT_MIN(TRT_GEMM_MR, end - px);
         for (int32_t r = 0; r < m; ++r) {
             if (pointwise) {
                 rows[r] = input_n + (int64_t)(px + r) * k;
@@ -156,6 +156,11 @@ static void run_gemm(const trt_ukernels *uk, const trt_conv2d_params *p,
                  p->bias_folded, p->multiplier, p->shift, 0, p->output_offset,
                  p->act_min, p->act_max, outs);
     }
+}
+
+static void run_gemm(const trt_ukernels *uk, const trt_conv2d_params *p,
+                     const int8_t *input_n, int8_t *output_n, int8_t *scratch) {
+    run_gemm_range(uk, p, input_n, output_n, scratch, 0, p->output.h * p->output.w);
 }
 
 static void run_im2col(const trt_ukernels *uk, const trt_conv2d_params *p,
@@ -320,4 +325,32 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
             run_direct(uk, p, input_n, output_n);
         }
     }
+}
+
+/* A thread's share: output pixels [begin, end) counted over batch and space,
+ * through the GEMM path with patches on this thread's stack. */
+static TRT_NOINLINE void pixels_stack(const trt_ukernels *uk,
+                                      const trt_conv2d_params *p,
+                                      const int8_t *input, int8_t *output,
+                                      int32_t begin, int32_t end) {
+    int8_t patches[TRT_STACK_PATCH_BYTES];
+    const int32_t pixels = p->output.h * p->output.w;
+    const int32_t in_plane = p->input.h * p->input.w * p->input.c;
+    for (int32_t n = begin / pixels; n * pixels < end; ++n) {
+        const int32_t b = TRT_MAX(begin - n * pixels, 0);
+        const int32_t e = TRT_MIN(end - n * pixels, pixels);
+        run_gemm_range(uk, p, input + (int64_t)n * in_plane,
+                       output + (int64_t)n * pixels * p->output.c, patches, b, e);
+    }
+}
+
+int32_t trt_conv2d_s8_pixels(const trt_conv2d_params *p, const int8_t *input,
+                             int8_t *output, int32_t begin, int32_t end) {
+    const trt_ukernels *uk = trt_ukernels_active();
+    if (!uk->stack_patches || groups_of(p) != 1 ||
+        (int64_t)TRT_GEMM_MR * patch_len(p) > TRT_STACK_PATCH_BYTES) {
+        return 0;
+    }
+    pixels_stack(uk, p, input, output, begin, end);
+    return 1;
 }

@@ -181,3 +181,38 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
         }
     }
 }
+
+int32_t trt_depthwise_conv2d_s8_pixels(const trt_depthwise_conv2d_params *p,
+                                       const int8_t *input, int8_t *output,
+                                       int32_t begin, int32_t end) {
+    if (p->in_place) {
+        return 0; /* channel blocks sweep the whole image: not splittable */
+    }
+    const trt_ukernels *uk = trt_ukernels_active();
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t pixels = p->output.h * out_w;
+    const int32_t in_plane = p->input.h * p->input.w * p->input.c;
+    int8_t zp_chunk[TRT_DW_CHUNK];
+    int8_t zp_wide[TRT_DW_WIDE];
+    memset(zp_chunk, (int8_t)(-p->input_offset), sizeof zp_chunk);
+    memset(zp_wide, (int8_t)(-p->input_offset), sizeof zp_wide);
+    const int wide = p->depth_multiplier == 1 &&
+                     p->filter.h * p->filter.w <= TRT_DW_MAX_TAPS;
+    for (int32_t i = begin; i < end; ++i) {
+        const int32_t n = i / pixels, px = i % pixels;
+        const int8_t *input_n = input + (int64_t)n * in_plane;
+        int8_t *out_px = output + (int64_t)i * out_c;
+        const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
+        const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
+        for (int32_t c0 = 0; c0 < out_c; c0 += wide ? TRT_DW_WIDE : TRT_DW_CHUNK) {
+            if (wide) {
+                pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c0,
+                           TRT_MIN(TRT_DW_WIDE, out_c - c0), out_px + c0);
+            } else {
+                pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c0,
+                            TRT_MIN(TRT_DW_CHUNK, out_c - c0), out_px + c0);
+            }
+        }
+    }
+    return 1;
+}

@@ -117,6 +117,49 @@ static int32_t run_step(const trt_step *s, uint8_t *arena) {
     }
 }
 
+/* An equal share of [0, total), rounded to multiples of `align`. */
+static void share(int32_t total, int32_t align, int32_t part, int32_t parts,
+                  int32_t *begin, int32_t *end) {
+    const int32_t units = (total + align - 1) / align;
+    *begin = TRT_MIN(total, (int32_t)((int64_t)units * part / parts) * align);
+    *end = TRT_MIN(total, (int32_t)((int64_t)units * (part + 1) / parts) * align);
+}
+
+int32_t trt_run_step_part(const trt_step *s, uint8_t *arena, int32_t part,
+                          int32_t parts) {
+    if (parts > 1) {
+        const void *in0 = operand(&s->inputs[0], arena);
+        void *out = arena + s->output;
+        int32_t b, e;
+        if (s->kind == TRT_OP_CONV2D) {
+            const trt_conv2d_params *p = (const trt_conv2d_params *)s->params;
+            share(p->output.n * p->output.h * p->output.w, 4, part, parts, &b, &e);
+            if (trt_conv2d_s8_pixels(p, (const int8_t *)in0, (int8_t *)out, b, e)) {
+                return TRT_OK;
+            }
+        } else if (s->kind == TRT_OP_DEPTHWISE_CONV2D) {
+            const trt_depthwise_conv2d_params *p =
+                (const trt_depthwise_conv2d_params *)s->params;
+            share(p->output.n * p->output.h * p->output.w, 1, part, parts, &b, &e);
+            if (trt_depthwise_conv2d_s8_pixels(p, (const int8_t *)in0, (int8_t *)out,
+                                               b, e)) {
+                return TRT_OK;
+            }
+        } else if (s->kind == TRT_OP_FULLY_CONNECTED) {
+            const trt_fully_connected_params *p =
+                (const trt_fully_connected_params *)s->params;
+            share(p->out_features, 16, part, parts, &b, &e);
+            if (b < e) {
+                trt_fully_connected_s8_features(p, (const int8_t *)in0, (int8_t *)out,
+                                                b, e);
+            }
+            return TRT_OK;
+        }
+    }
+    /* not splittable: the first part runs the whole step */
+    return part == 0 ? run_step(s, arena) : TRT_OK;
+}
+
 int32_t trt_run_plan(const trt_plan *plan, uint8_t *arena,
                      int32_t *failed_step) {
     for (int32_t i = 0; i < plan->num_steps; ++i) {

@@ -65,3 +65,38 @@ void trt_fully_connected_s8(const trt_fully_connected_params *p,
         }
     }
 }
+
+void trt_fully_connected_s8_features(const trt_fully_connected_params *p,
+                                     const int8_t *input, int8_t *output,
+                                     int32_t begin, int32_t end) {
+    /* The same computation on a column slice: weights, panels and the
+     * per-feature arrays start at `begin` (a multiple of 16, so the int16
+     * panels split at a block boundary). */
+    trt_fully_connected_params q = *p;
+    const int32_t k = p->in_features;
+    q.out_features = end - begin;
+    q.weights = p->weights + (int64_t)begin * k;
+    q.bias_folded = p->bias_folded + begin;
+    if (p->scale) {
+        q.scale = p->scale + begin;
+    } else {
+        q.multiplier = p->multiplier + begin;
+        q.shift = p->shift + begin;
+    }
+    if (p->packed_weights) {
+        q.packed_weights = p->packed_weights + (int64_t)(begin / 16) * ((k + 1) / 2) * 32;
+    }
+    const trt_ukernels *uk = trt_ukernels_active();
+    const int8_t *rows[TRT_GEMM_MR];
+    int8_t *outs[TRT_GEMM_MR];
+    for (int32_t b = 0; b < p->batches; b += TRT_GEMM_MR) {
+        const int32_t m = TRT_MIN(TRT_GEMM_MR, p->batches - b);
+        for (int32_t r = 0; r < m; ++r) {
+            rows[r] = input + (int64_t)(b + r) * k;
+            outs[r] = output + (int64_t)(b + r) * p->out_features + begin;
+        }
+        uk->gemm(rows, m, k, q.weights, q.packed_weights, q.out_features,
+                 q.bias_folded, q.multiplier, q.shift, q.scale, q.output_offset,
+                 q.act_min, q.act_max, outs);
+    }
+}

@@ -61,6 +61,8 @@ ffibuilder.set_source(
     sources=sorted(p.relative_to(ROOT).as_posix() for p in [*CSRC.glob("*.c"), *CSRC.glob("host/*.c")]),
     include_dirs=["csrc/include", "csrc"],
     extra_compile_args=compile_args(),
+    # csrc/host/thread_pool.c uses POSIX threads
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def load(
         # The graph checks first: CModel describes the I/O tensors before it
         # plans, and an input of a type it cannot run must fall back cleanly.
         _check_graph(graph)
-        return CModel(graph, fc_fixed_point=fc_rounding == "tflm", sparse=sparse)
+        return CModel(graph, fc_fixed_point=fc_rounding == "tflm", sparse=sparse, num_threads=num_threads)
     except UnsupportedModelError as exc:
         if backend == "c":
             raise

@@ -70,6 +70,10 @@ typedef struct {
 size_t trt_conv2d_s8_scratch_size(const trt_conv2d_params *p);
 void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
                    int8_t *output, void *scratch);
+/* Output pixels [begin, end) (over batch and space) only, with patches on
+ * the stack; returns 0 when this convolution cannot be split that way. */
+int32_t trt_conv2d_s8_pixels(const trt_conv2d_params *p, const int8_t *input,
+                             int8_t *output, int32_t begin, int32_t end);
 
 /* ----------------------------------------------------- depthwise conv 2d --- */
 
@@ -106,6 +110,10 @@ size_t trt_depthwise_conv2d_s8_scratch_size(
 void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
                              const int8_t *input, int8_t *output,
                              void *scratch);
+/* Output pixels [begin, end) only (not in place); returns 0 if in place. */
+int32_t trt_depthwise_conv2d_s8_pixels(const trt_depthwise_conv2d_params *p,
+                                       const int8_t *input, int8_t *output,
+                                       int32_t begin, int32_t end);
 
 /* -------------------------------------------------------- fully connected --- */
 
@@ -135,6 +143,10 @@ typedef struct {
 
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
                             const int8_t *input, int8_t *output);
+/* Output features [begin, end) only; begin a multiple of 16. */
+void trt_fully_connected_s8_features(const trt_fully_connected_params *p,
+                                     const int8_t *input, int8_t *output,
+                                     int32_t begin, int32_t end);
 
 /* ---------------------------------------------------------- sparse weights --- */
 
@@ -487,6 +499,10 @@ typedef struct {
     /* extra: TRT_OP_REQUANTIZE in_signed | out_signed << 1;
      *        TRT_OP_COPY byte count                                          */
     int32_t extra;
+    /* Threads may split this step into this many parts (host builds with a
+     * thread pool only; 0 or 1: run whole).  Set by the planner for large
+     * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED steps. */
+    int32_t parts;
 } trt_step;
 
 typedef struct {
@@ -505,6 +521,21 @@ typedef enum {
  * when failed_step is not NULL). */
 int32_t trt_run_plan(const trt_plan *plan, uint8_t *arena,
                      int32_t *failed_step);
+
+/* Part `part` of `parts` of one step (the executor's unit of work for
+ * threads): an equal share of the output pixels (convolutions) or output
+ * features (fully connected).  Steps that cannot be split run whole when
+ * part == 0 and do nothing otherwise. */
+int32_t trt_run_step_part(const trt_step *step, uint8_t *arena, int32_t part,
+                          int32_t parts);
+
+/* Host builds only (csrc/host/thread_pool.c, POSIX threads): run a plan with
+ * `threads` threads, splitting the steps whose `parts` > 1. */
+typedef struct trt_pool trt_pool;
+trt_pool *trt_pool_create(int32_t threads);
+void trt_pool_destroy(trt_pool *pool);
+int32_t trt_pool_run_plan(trt_pool *pool, const trt_plan *plan,
+                          uint8_t *arena, int32_t *failed_step);
 
 /* --------------------------------------------------- serial framing (MCU) --- */
 

@@ -15,6 +15,7 @@ from ..plan import Plan, build_plan
 
 ARENA_ALIGNMENT = 64
 _run_plan = lib.trt_run_plan  # bound once: run() is on the hot path
+_pool_run = lib.trt_pool_run_plan
 
 
 def tensor_info(graph: Graph, index: int) -> TensorInfo:
@@ -29,7 +30,14 @@ def tensor_info(graph: Graph, index: int) -> TensorInfo:
 class CModel(Model):
     backend = "c"
 
-    def __init__(self, graph: Graph, fc_fixed_point: bool = False, plan_choices: Any = None, sparse: Any = "auto"):
+    def __init__(
+        self,
+        graph: Graph,
+        fc_fixed_point: bool = False,
+        plan_choices: Any = None,
+        sparse: Any = "auto",
+        num_threads: int = 1,
+    ):
         super().__init__(
             [tensor_info(graph, i) for i in graph.inputs],
             [tensor_info(graph, i) for i in graph.outputs],
@@ -48,6 +56,17 @@ class CModel(Model):
         self._out_views = [self._view(i) for i in graph.outputs]
         self._lock = threading.Lock()
         self._c_plan = self.plan.c_plan
+        # num_threads > 1: a pool of POSIX threads splits the large steps.
+        self.num_threads = num_threads
+        self._pool = None
+        if num_threads > 1:
+            from ..threads import assign_parts
+
+            assign_parts(self.plan, num_threads)
+            pool = lib.trt_pool_create(num_threads)
+            if pool == ffi.NULL:
+                raise TinyRTError(f"cannot start {num_threads} threads")
+            self._pool = ffi.gc(pool, lib.trt_pool_destroy)
 
     def _view(self, index: int) -> np.ndarray:
         t = self.graph.tensors[index]
@@ -63,7 +82,10 @@ class CModel(Model):
         with self._lock:
             for view, arr in zip(self._in_views, arrays, strict=True):
                 np.copyto(view, arr)
-            status = _run_plan(self._c_plan, self._arena_ptr, self._failed)
+            if self._pool is None:
+                status = _run_plan(self._c_plan, self._arena_ptr, self._failed)
+            else:
+                status = _pool_run(self._pool, self._c_plan, self._arena_ptr, self._failed)
             if status:
                 op = self.plan.step_ops[self._failed[0]]
                 raise TinyRTError(f"kernel failed with status {status} at operator {op}")

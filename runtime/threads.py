@@ -1,0 +1,33 @@
+"""How many threads share each step of a plan (num_threads > 1).
+
+Waking the pool's workers and meeting at the barrier costs a few
+microseconds per step, so only steps with enough multiply-accumulates are
+split, and never into parts smaller than MIN_MACS_PER_PART.  The figure comes
+from `python tools/bench.py --threads` on this project's 2-core x86 host
+(splitting pays from roughly 100-200 k MACs per part); Pi-class cores are
+slower per MAC, which only lowers the break-even, so the same threshold is
+conservative there.
+"""
+
+from __future__ import annotations
+
+from ._native import lib
+from .plan import Plan
+
+MIN_MACS_PER_PART = 150_000
+SPLITTABLE = {lib.TRT_OP_CONV2D, lib.TRT_OP_DEPTHWISE_CONV2D, lib.TRT_OP_FULLY_CONNECTED}
+
+
+def parts_for(macs: int, kind: int, threads: int) -> int:
+    if threads <= 1 or kind not in SPLITTABLE:
+        return 1
+    return max(1, min(threads, macs // MIN_MACS_PER_PART))
+
+
+def assign_parts(plan: Plan, threads: int) -> list[int]:
+    """Set trt_step.parts on the materialised plan; returns the parts per step."""
+    parts = [parts_for(step.macs, step.kind, threads) for step in plan.steps]
+    c_steps = plan.c_plan.steps
+    for i, n in enumerate(parts):
+        c_steps[i].parts = n
+    return parts
