@@ -1,12 +1,12 @@
 """How many threads share each step of a plan (num_threads > 1).
 
-Waking the pool's workers and meeting at the barrier costs a few
-microseconds per step, so only steps with enough multiply-accumulates are
-split, and never into parts smaller than MIN_MACS_PER_PART.  The figure comes
-from `python tools/bench.py --threads` on this project's 2-core x86 host
-(splitting pays from roughly 100-200 k MACs per part); Pi-class cores are
-slower per MAC, which only lowers the break-even, so the same threshold is
-conservative there.
+Waking the pool's workers and meeting at the barrier costs microseconds per
+step, so only steps with enough multiply-accumulates are split, and never
+into parts smaller than MIN_MACS_PER_PART.  The value is an estimate, not yet
+a measurement: this project's only machine is a shared 2-core x86 host where
+other jobs keep both cores busy, and there two threads were slower than one
+(kws 0.47 -> 0.80 ms, vww 2.5 -> 3.1 ms, resnet 1.1 -> 1.6 ms in one
+interleaved run at load average 8).  Calibrate it on an idle Pi 4/5.
 """
 
 from __future__ import annotations
