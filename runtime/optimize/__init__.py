@@ -18,11 +18,11 @@ from __future__ import annotations
 from ._tf import MissingToolchainError, available
 from .arch import ArchSpec, build, parse_spec, train
 from .data import DataError, Dataset, load_data, load_digits, save_npz
-from .distill import distill, teacher_logits
-from .fit import Candidate, FitResult, fit
+from .distillation import distill, teacher_logits
+from .fitting import Candidate, FitResult, fit
 from .measure import accuracy, block_zero_fraction, host_latency_ms, weight_bytes, weight_sparsity, weight_tensors
-from .prune import PruneResult, prune
-from .quantize import convert_int8, quantize
+from .pruning import PruneResult, prune
+from .quantization import convert_int8, quantize
 
 __all__ = [
     "ArchSpec",

@@ -67,8 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--temperature", type=float, default=4.0)
     d.add_argument("--alpha", type=float, default=0.7, help="weight of the soft-target loss (default 0.7)")
     d.add_argument("--epochs", type=int, default=60)
+    d.add_argument("--learning-rate", type=float, default=3e-3, help="Adam, cosine decay over the run (default 3e-3)")
+    d.add_argument("--mixup", action="store_true",
+                   help="train on fresh mixtures of training pairs labelled by the teacher every epoch "
+                        "(function matching; needs many epochs, e.g. 1000)")
     d.add_argument("--compare", action="store_true",
-                   help="also train the same student on labels alone and print both accuracies (needs --eval)")
+                   help="also train the same student on labels alone (and, with --mixup, on labels with the same "
+                        "mixup) and print the accuracies (needs --eval)")
     d.add_argument("--save-keras", metavar="PATH", help="also save the float Keras student")
     _common(d)
 
@@ -85,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--block", default="1x1")
     f.add_argument("--prune-epochs", type=int, default=20)
     f.add_argument("--distill-epochs", type=int, default=60)
+    f.add_argument("--temperature", type=float, default=4.0)
+    f.add_argument("--alpha", type=float, default=0.7)
+    f.add_argument("--mixup", action="store_true", help="distil students with mixup function matching")
     f.add_argument("--latency-budget-ms", type=float, help="override the board's latency budget")
     f.add_argument("-o", "--output", help="write the winning .tflite here")
     f.add_argument("--json", action="store_true", help="print the candidates as JSON instead of the table")
@@ -114,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     evaluation = load_data(args.eval) if getattr(args, "eval", None) else None
     if args.command == "quantize":
-        from .quantize import quantize
+        from .quantization import quantize
 
         if args.qat and not args.data:
             raise ValueError("--qat needs training data: --data DATA")
@@ -127,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(_summary(args.output, tflite, evaluation)))
         return EXIT_OK
     if args.command == "prune":
-        from .prune import prune
+        from .pruning import prune
 
         result = prune(args.model, load_data(args.data), sparsity=args.sparsity, block=args.block, epochs=args.epochs,
                        batch_size=args.batch_size, num_calib=args.num_calib, progress=progress, seed=args.seed)
@@ -142,16 +150,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {name}: {frac:.3f} of {result.block[0]}x{result.block[1]} blocks all zero")
         return EXIT_OK
     if args.command == "distill":
-        from .distill import distill, teacher_logits
-        from .quantize import convert_int8
+        from .distillation import distill, teacher_logits
+        from .quantization import convert_int8
 
         data = load_data(args.data)
         if args.compare and evaluation is None:
             raise ValueError("--compare needs --eval DATA to measure both students")
-        logits = teacher_logits(args.teacher, data, progress=progress)
+        logits = None if args.mixup else teacher_logits(args.teacher, data, progress=progress)
         kw = dict(temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, progress=progress,
-                  seed=args.seed, logits=logits)
-        student = distill(args.teacher, args.student_arch, data, alpha=args.alpha, **kw)
+                  seed=args.seed, learning_rate=args.learning_rate)
+        student = distill(args.teacher, args.student_arch, data, alpha=args.alpha, mixup=args.mixup, logits=logits,
+                          **kw)
         tflite = convert_int8(student, data, num_calib=args.num_calib, progress=progress, seed=args.seed)
         _write(args.output, tflite)
         if args.save_keras:
@@ -160,16 +169,19 @@ def run(args: argparse.Namespace) -> int:
         if args.compare:
             from .measure import accuracy
 
-            alone = distill(None, args.student_arch, data, alpha=0.0, **{**kw, "logits": None})
-            alone_q = convert_int8(alone, data, num_calib=args.num_calib, progress=progress, seed=args.seed)
-            print(f"same student on labels alone, int8: {accuracy(alone_q, evaluation) * 100:.2f}%")
+            for label_mixup in ([False, True] if args.mixup else [False]):
+                alone = distill(None, args.student_arch, data, alpha=0.0, mixup=label_mixup, **kw)
+                alone_q = convert_int8(alone, data, num_calib=args.num_calib, progress=progress, seed=args.seed)
+                how = "labels alone with the same mixup" if label_mixup else "labels alone"
+                print(f"same student on {how}, int8: {accuracy(alone_q, evaluation) * 100:.2f}%")
         return EXIT_OK
     if args.command == "fit":
-        from .fit import fit
+        from .fitting import fit
 
         result = fit(args.model, args.board, load_data(args.data), evaluation=evaluation, sparsities=args.sparsities,
                      widths=args.widths, students=args.student, block=args.block, prune_epochs=args.prune_epochs,
-                     distill_epochs=args.distill_epochs, latency_budget_ms=args.latency_budget_ms, progress=progress,
+                     distill_epochs=args.distill_epochs, temperature=args.temperature, alpha=args.alpha,
+                     mixup=args.mixup, latency_budget_ms=args.latency_budget_ms, progress=progress,
                      seed=args.seed)
         best = result.best
         if args.json:

@@ -5,9 +5,10 @@ Loss (Hinton et al. 2015):  alpha * T^2 * KL(softmax(t/T) || softmax(s/T))
 with t, s the teacher's and student's logits.  The T^2 keeps the soft term's
 gradients on the same scale as the hard term's whatever the temperature.
 
-The training data are fixed (no augmentation), so the teacher's logits are
-computed once, up front; that is also what lets a .tflite teacher -- run by
-tinyrt, no TensorFlow -- teach as well as a Keras one.
+The teacher is used as a function from inputs to logits (`Teacher`), so a
+.tflite teacher -- run by tinyrt, no TensorFlow -- teaches as well as a Keras
+one.  Without mixup its logits on the training data are computed once, up
+front; with mixup it labels every epoch's fresh mixtures.
 """
 
 from __future__ import annotations
@@ -23,40 +24,95 @@ from .data import Dataset
 from .progress import keras_verbosity, say
 
 
+class Teacher:
+    """A teacher as a function from a batch of inputs to logits, whatever it is stored as:
+    a Keras model (object or file) or a .tflite model (path or bytes) run by tinyrt."""
+
+    def __init__(self, teacher: Any):
+        self.tflite: bytes | None = None
+        if isinstance(teacher, (bytes, bytearray)) or (
+            isinstance(teacher, (str, os.PathLike)) and os.fspath(teacher).endswith(".tflite")
+        ):
+            content = bytes(teacher) if isinstance(teacher, (bytes, bytearray)) else open(teacher, "rb").read()
+            self.tflite = content
+            self._setup_tflite(content)
+        else:
+            if isinstance(teacher, (str, os.PathLike)):
+                teacher = _tf.load_keras_model(teacher)
+            self._keras = logits_model(teacher)
+            self.input_shape = tuple(teacher.input_shape)
+            self.num_classes = int(teacher.output_shape[-1])
+
+    def _setup_tflite(self, content: bytes) -> None:
+        import runtime
+        from runtime.graph import parse_model
+
+        exposed = expose_softmax_input(content)
+        self._model = runtime.load(exposed if exposed is not None else content)
+        info_in, info_out = self._model.inputs[0], self._model.outputs[0]
+        self.input_shape = tuple(info_in.shape)
+        self.num_classes = int(info_out.shape[-1])
+        self._log_floor: float | None = None
+        if exposed is None:
+            g = parse_model(content)
+            if g.operators and g.operators[-1].opcode == "SOFTMAX":
+                # Float probabilities: log p are the logits up to a per-sample
+                # constant, which softmax ignores.  Floored to avoid log 0.
+                self._log_floor = info_out.scale / 2 if info_out.quantized else 1e-12
+
+    def conform(self, data: Dataset) -> Dataset:
+        return data.conform(self.input_shape, self.num_classes, "teacher")
+
+    def __call__(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
+        if self.tflite is None:
+            return np.asarray(self._keras.predict(x, batch_size=1024, verbose=0), dtype=np.float32)
+        from .progress import counted
+
+        rows = [self._model.run([s[np.newaxis]], dequantize=True)[0].reshape(-1)
+                for s in counted(x, len(x), "teacher inference (tflite)", enabled=progress)]
+        out = np.stack(rows).astype(np.float64)
+        if self._log_floor is not None:
+            out = np.log(np.maximum(out, self._log_floor))
+        return out.astype(np.float32)
+
+
 def teacher_logits(teacher: Any, data: Dataset, *, progress: bool = True) -> np.ndarray:
     """(N, classes) logits of a Keras model, a Keras model file, or an int8/float .tflite."""
-    if isinstance(teacher, (bytes, bytearray)) or (
-        isinstance(teacher, (str, os.PathLike)) and os.fspath(teacher).endswith(".tflite")
-    ):
-        return _tflite_logits(teacher, data, progress)
-    if isinstance(teacher, (str, os.PathLike)):
-        teacher = _tf.load_keras_model(teacher)
-    d = data.conform(tuple(teacher.input_shape), teacher.output_shape[-1], "teacher")
-    say(f"teacher logits for {len(d)} samples (Keras)", progress)
-    return np.asarray(logits_model(teacher).predict(d.x, batch_size=256, verbose=0), dtype=np.float32)
+    t = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
+    d = t.conform(data)
+    say(f"teacher logits for {len(d)} samples ({'tflite' if t.tflite is not None else 'Keras'})", progress)
+    return t(d.x, progress=progress)
 
 
-def _tflite_logits(teacher: Any, data: Dataset, progress: bool) -> np.ndarray:
-    import runtime
+def expose_softmax_input(content: bytes) -> bytes | None:
+    """For a model ending in an int8 SOFTMAX: the same model with the softmax's input
+    (the int8 logits) as its output, else None.
+
+    An int8 softmax output has steps of 1/256, so every probability under 1/512
+    reads as 0 and log-probabilities would lose exactly the small values that
+    soft targets are made of; the int8 logits before it keep them (one step is
+    typically 0.1-0.2 in logit units).  The graph output index is patched in place
+    in a copy of the flatbuffer; the now unused SOFTMAX still runs, harmlessly."""
+    from tflite.Model import Model as FbModel
+
     from runtime.graph import parse_model
 
-    from .progress import counted
-
-    content = bytes(teacher) if isinstance(teacher, (bytes, bytearray)) else open(teacher, "rb").read()
-    m = runtime.load(content)
-    info_in, info_out = m.inputs[0], m.outputs[0]
-    d = data.conform(tuple(info_in.shape), int(info_out.shape[-1]), "teacher")
-    rows = [m.run([s[np.newaxis]], dequantize=True)[0].reshape(-1)
-            for s in counted(d.x, len(d), "teacher inference (tflite)", enabled=progress)]
-    out = np.stack(rows).astype(np.float64)
     g = parse_model(content)
-    if g.operators and g.operators[-1].opcode == "SOFTMAX":
-        # Probabilities: log p are logits up to a per-sample constant, which softmax
-        # ignores.  An int8 softmax rounds small probabilities to 0; floor them at
-        # half a quantization step instead of taking log 0.
-        floor = info_out.scale / 2 if info_out.quantized else 1e-6
-        out = np.log(np.maximum(out, floor))
-    return out.astype(np.float32)
+    if not g.operators or len(g.outputs) != 1:
+        return None
+    last = g.operators[-1]
+    if last.opcode != "SOFTMAX" or last.outputs[0] != g.outputs[0]:
+        return None
+    logits = g.tensors[last.inputs[0]]
+    if logits.dtype is None or logits.dtype.kind not in "iu" or logits.quant is None:
+        return None
+    buf = bytearray(content)
+    outputs = FbModel.GetRootAsModel(buf, 0).Subgraphs(0).OutputsAsNumpy()
+    outputs[0] = last.inputs[0]  # a view into buf: this writes the flatbuffer
+    patched = bytes(buf)
+    if parse_model(patched).outputs != (last.inputs[0],):
+        return None
+    return patched
 
 
 def distillation_loss(num_classes: int, temperature: float, alpha: float) -> Any:
@@ -93,6 +149,20 @@ def make_student(student: Any, data: Dataset, num_classes: int, seed: int = 0) -
     return student
 
 
+def mixup_batches(n: int, epochs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs (i, j) and weights lam for `epochs` passes of n mixed samples:
+    every sample appears once per pass as i and once as j; lam ~ U(0, 1)."""
+    i = np.concatenate([rng.permutation(n) for _ in range(epochs)])
+    j = np.concatenate([rng.permutation(n) for _ in range(epochs)])
+    lam = rng.uniform(0.0, 1.0, size=len(i)).astype(np.float32)
+    return i, j, lam
+
+
+def _mix(x: np.ndarray, i: np.ndarray, j: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    w = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+    return w * x[i] + (1.0 - w) * x[j]
+
+
 def distill(
     teacher: Any,
     student: Any,
@@ -103,6 +173,7 @@ def distill(
     epochs: int = 60,
     batch_size: int = 32,
     learning_rate: float = 3e-3,
+    mixup: bool = False,
     validation: Dataset | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -111,41 +182,75 @@ def distill(
     """Train `student` (spec, Keras model or file) on `data` with the teacher's soft targets.
 
     alpha = 0 trains on the labels alone (the baseline distillation is compared with).
+    mixup: every epoch trains on fresh mixtures lam*x_i + (1-lam)*x_j of training pairs,
+    with the teacher's logits on exactly those inputs (and labels mixed alike) --
+    "function matching" (Beyer et al. 2022, "Knowledge distillation: a good teacher
+    is patient and consistent"): the student sees the teacher's function between
+    the training points, not only at them.  It pays off only with many epochs.
+    The learning rate decays along a cosine over the whole run.
+    `logits`: the teacher's logits on `data`, when already computed (not with mixup).
     Returns the trained Keras student, ending in softmax like the teacher."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if mixup and alpha > 0 and teacher is None:
+        raise ValueError("mixup distillation needs the teacher itself, not precomputed logits")
     keras = _tf.keras()
-    if logits is None:
-        logits = teacher_logits(teacher, data, progress=progress) if alpha > 0 else None
-    num_classes = int(logits.shape[1]) if logits is not None else data.num_classes
+    t = Teacher(teacher) if teacher is not None and alpha > 0 else None
+    if t is not None and logits is None and not mixup:
+        logits = teacher_logits(t, data, progress=progress)
+    num_classes = t.num_classes if t is not None else int(logits.shape[1]) if logits is not None else data.num_classes
     _tf.set_seed(seed)
     model = make_student(student, data, num_classes, seed=seed)
     train = data.conform(tuple(model.input_shape), model.output_shape[-1], "student")
-    if logits is None:
-        logits = np.zeros((len(train), num_classes), dtype=np.float32)
-    if logits.shape != (len(train), num_classes):
-        raise ValueError(f"teacher logits have shape {list(logits.shape)}, expected {[len(train), num_classes]}")
-    onehot = np.eye(num_classes, dtype=np.float32)[train.y]
-    packed = np.concatenate([onehot, logits.astype(np.float32)], axis=1)
+    n = len(train)
+    steps = epochs * -(-n // batch_size)
     trainee = logits_model(model)
-    trainee.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    trainee.compile(optimizer=keras.optimizers.Adam(schedule),
                     loss=distillation_loss(num_classes, temperature, alpha),
                     metrics=[_label_accuracy(num_classes)])
-    what = f"distilling into {model.name} (T={temperature:g}, alpha={alpha:g})" if alpha > 0 else \
-        f"training {model.name} on labels alone"
-    val = None
-    if validation is not None:
-        v = validation.conform(tuple(model.input_shape), num_classes, "student")
-        # Teacher logits for the held-out data too, so that the printed val_loss is
-        # the same loss as the training one (zeros where there is no teacher).
-        v_logits = teacher_logits(teacher, v, progress=False) if teacher is not None and alpha > 0 else \
-            np.zeros((len(v), num_classes), np.float32)
-        val = (v.x, np.concatenate([np.eye(num_classes, dtype=np.float32)[v.y], v_logits], axis=1))
-    say(f"{what}: {epochs} epoch(s) on {len(train)} samples", progress)
-    trainee.fit(train.x, packed, batch_size=batch_size, epochs=epochs, validation_data=val,
-                verbose=keras_verbosity(progress), shuffle=True)
+    eye = np.eye(num_classes, dtype=np.float32)
+    distilling = alpha > 0 and (t is not None or logits is not None)
+    what = f"distilling into {model.name} (T={temperature:g}, alpha={alpha:g}{', mixup' if mixup else ''})" \
+        if distilling else f"training {model.name} on labels alone{' with mixup' if mixup else ''}"
+    say(f"{what}: {epochs} epoch(s) on {n} samples", progress)
+    if not mixup:
+        if logits is None:
+            logits = np.zeros((n, num_classes), dtype=np.float32)
+        if logits.shape != (n, num_classes):
+            raise ValueError(f"teacher logits have shape {list(logits.shape)}, expected {[n, num_classes]}")
+        packed = np.concatenate([eye[train.y], logits.astype(np.float32)], axis=1)
+        val = None
+        if validation is not None:
+            v = validation.conform(tuple(model.input_shape), num_classes, "student")
+            # Teacher logits for the held-out data too, so that val_loss is the
+            # training loss (zeros where there is no teacher).
+            v_logits = teacher_logits(t, v, progress=False) if t is not None else \
+                np.zeros((len(v), num_classes), np.float32)
+            val = (v.x, np.concatenate([eye[v.y], v_logits], axis=1))
+        trainee.fit(train.x, packed, batch_size=batch_size, epochs=epochs, validation_data=val,
+                    verbose=keras_verbosity(progress), shuffle=True)
+    else:
+        rng = np.random.default_rng(seed)
+        x_teacher = t.conform(train).x if t is not None else None
+        # Mixtures are made in chunks of epochs: memory stays bounded, and the
+        # teacher runs once per chunk on a large batch.
+        chunk = max(1, min(epochs, 200_000 // max(n, 1)))
+        done = 0
+        while done < epochs:
+            k = min(chunk, epochs - done)
+            i, j, lam = mixup_batches(n, k, rng)
+            hard = lam[:, None] * eye[train.y[i]] + (1.0 - lam[:, None]) * eye[train.y[j]]
+            soft = t(_mix(x_teacher, i, j, lam)) if t is not None and x_teacher is not None else \
+                np.zeros_like(hard)
+            history = trainee.fit(_mix(train.x, i, j, lam), np.concatenate([hard, soft], axis=1),
+                                  batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+            done += k
+            say(f"epoch {done}/{epochs} (mixup): loss {history.history['loss'][-1]:.4f}", progress)
     # `trainee` shares its layers with `model`, whose Softmax layer turns the
     # trained logits into the probabilities the int8 model outputs.
     return model

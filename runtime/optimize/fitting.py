@@ -103,6 +103,7 @@ def fit(
     distill_epochs: int = 60,
     temperature: float = 4.0,
     alpha: float = 0.7,
+    mixup: bool = False,
     latency_budget_ms: float | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -111,9 +112,9 @@ def fit(
 
     evaluation: held-out data for the accuracies; without it 20% of `data` is held
     out (stratified, seeded) and the rest trains."""
-    from .distill import distill, teacher_logits
-    from .prune import prune
-    from .quantize import convert_int8
+    from .distillation import distill, teacher_logits
+    from .pruning import prune
+    from .quantization import convert_int8
 
     if isinstance(model, (str, os.PathLike)):
         model = _tf.load_keras_model(model)
@@ -143,9 +144,9 @@ def fit(
         base = spec_of(model)
         specs = [base.scaled(w) for w in widths]
     if specs:
-        logits = teacher_logits(model, data, progress=progress)
+        logits = None if mixup else teacher_logits(model, data, progress=progress)
         for spec in specs:
             student = distill(model, str(spec), data, temperature=temperature, alpha=alpha, epochs=distill_epochs,
-                              progress=progress, seed=seed, logits=logits)
+                              mixup=mixup, progress=progress, seed=seed, logits=logits)
             add(f"distill {spec}", "distill", convert_int8(student, data, progress=progress, seed=seed))
     return result

@@ -22,7 +22,7 @@ from . import _tf
 from .data import Dataset
 from .measure import LayerSparsity, block_zero_fraction, weight_sparsity, weight_tensors
 from .progress import keras_verbosity, say
-from .quantize import convert_int8
+from .quantization import convert_int8
 
 
 def parse_block(text: str | tuple[int, int]) -> tuple[int, int]:
