@@ -72,10 +72,19 @@ static void gather_patch(const trt_conv2d_params *p, const int8_t *input_n,
             /* Taps [kx_lo, kx_hi) are inside the image and adjacent. */
             const int32_t kx_lo = TRT_MIN(ix0 < 0 ? -ix0 : 0, p->filter.w);
             const int32_t kx_hi = TRT_MAX(kx_lo, TRT_MIN(p->filter.w, in_w - ix0));
-            memset(dst, pad, (size_t)(kx_lo * fc));
-            memcpy(dst + kx_lo * fc, row + (int64_t)(ix0 + kx_lo) * in_c,
-                   (size_t)((kx_hi - kx_lo) * fc));
-            memset(dst + kx_hi * fc, pad, (size_t)((p->filter.w - kx_hi) * fc));
+            const int32_t run = (kx_hi - kx_lo) * fc;
+            const int8_t *src = row + (int64_t)(ix0 + kx_lo) * in_c;
+            if (kx_lo == 0 && kx_hi == p->filter.w && run <= 64) {
+                /* interior, short row (e.g. 3 taps of 3 channels): a plain
+                 * loop beats two library calls per row */
+                for (int32_t i = 0; i < run; ++i) {
+                    dst[i] = src[i];
+                }
+            } else {
+                memset(dst, pad, (size_t)(kx_lo * fc));
+                memcpy(dst + kx_lo * fc, src, (size_t)run);
+                memset(dst + kx_hi * fc, pad, (size_t)((p->filter.w - kx_hi) * fc));
+            }
             dst += p->filter.w * fc;
             continue;
         }

@@ -13,7 +13,7 @@
  *    taps (ky, kx) in order, reading every tap in place -- the input zero
  *    point for a tap outside the image -- without gathering a patch.  Rows
  *    go in chunks of TRT_SPARSE_CONV_CHUNK channels of stack accumulators.
- *  - tiles (p->tile = 1 and a table with spmm_tile): TRT_SPARSE_TILE pixels
+ *  - tiles (p->tile pixels, a table with spmm_tile): the tile's pixels
  *    are transposed into int16 rows, one per input, in scratch; spmm_tile
  *    writes every output channel of the tile (pixels side by side) into a
  *    staging area that transpose_out turns back into NHWC.
@@ -42,10 +42,9 @@ static int32_t padded_rows(const trt_sparse_conv2d_params *p) {
 /* Tile scratch: the int16 transposed tile, the staging outputs and, unless
  * pointwise (whose pixels are read in place), TILE gathered patches. */
 static size_t tile_bytes(const trt_sparse_conv2d_params *p) {
-    const size_t k = (size_t)patch_len(p);
-    return 2 * TRT_SPARSE_TILE * k +
-           (size_t)TRT_SPARSE_TILE * (size_t)padded_rows(p) +
-           (is_pointwise(p) ? 0 : TRT_SPARSE_TILE * k);
+    const size_t k = (size_t)patch_len(p), tile = (size_t)p->tile;
+    return 2 * tile * k + tile * (size_t)padded_rows(p) +
+           (is_pointwise(p) ? 0 : tile * k);
 }
 
 size_t trt_sparse_conv2d_s8_scratch_size(const trt_sparse_conv2d_params *p) {
@@ -162,12 +161,13 @@ static void run_tiles(const trt_sparse_ukernels *sk,
     const int32_t pixels = p->output.h * out_w;
     const int pointwise = is_pointwise(p);
     int16_t *xt = (int16_t *)(void *)scratch;
-    int8_t *staging = (int8_t *)(scratch + 2 * TRT_SPARSE_TILE * (size_t)k);
-    int8_t *patches = staging + TRT_SPARSE_TILE * (size_t)padded_rows(p);
-    const int8_t *rows[TRT_SPARSE_TILE];
-    for (int32_t px0 = 0; px0 < pixels; px0 += TRT_SPARSE_TILE) {
-        const int32_t n = TRT_MIN(TRT_SPARSE_TILE, pixels - px0);
-        for (int32_t t = 0; t < TRT_SPARSE_TILE; ++t) {
+    const int32_t tile = p->tile;
+    int8_t *staging = (int8_t *)(scratch + 2 * (size_t)tile * (size_t)k);
+    int8_t *patches = staging + (size_t)tile * (size_t)padded_rows(p);
+    const int8_t *rows[TRT_SPARSE_TILE_MAX];
+    for (int32_t px0 = 0; px0 < pixels; px0 += tile) {
+        const int32_t n = TRT_MIN(tile, pixels - px0);
+        for (int32_t t = 0; t < tile; ++t) {
             /* Pixels past the end repeat the last one; their outputs are
              * dropped by transpose_out. */
             const int32_t px = px0 + TRT_MIN(t, n - 1);
@@ -181,12 +181,12 @@ static void run_tiles(const trt_sparse_ukernels *sk,
                 rows[t] = t < n ? dst : patches + (int64_t)(n - 1) * k;
             }
         }
-        sk->transpose_widen(rows, k, xt);
-        sk->spmm_tile(&p->weights, xt, p->bias_folded, p->multiplier,
+        sk->transpose_widen(rows, tile, k, xt);
+        sk->spmm_tile(&p->weights, xt, tile, p->bias_folded, p->multiplier,
                       p->shift, p->output_offset, p->act_min, p->act_max,
                       staging);
-        sk->transpose_out(staging, out_c, n, output_n + (int64_t)px0 * out_c,
-                          out_c);
+        sk->transpose_out(staging, tile, out_c, n,
+                          output_n + (int64_t)px0 * out_c, out_c);
     }
 }
 
@@ -199,7 +199,7 @@ void trt_sparse_conv2d_s8(const trt_sparse_conv2d_params *p,
     for (int32_t b = 0; b < p->input.n; ++b) {
         const int8_t *input_n = input + (int64_t)b * in_plane;
         int8_t *output_n = output + (int64_t)b * out_plane;
-        if (p->tile && sk->spmm_tile) {
+        if ((p->tile == 16 || p->tile == 32) && sk->spmm_tile) {
             run_tiles(sk, p, input_n, output_n, (uint8_t *)scratch);
         } else {
             run_pixels(uk, sk, p, input_n, output_n);

@@ -11,8 +11,8 @@
  *
  *  - spmv: one input vector, one block row (strip) at a time.  FULLY
  *    CONNECTED, and convolutions pixel by pixel.
- *  - spmm_tile: TRT_SPARSE_TILE pixels at once, transposed so that one input
- *    channel of all tile pixels is a contiguous int16 row: every kept weight
+ *  - spmm_tile: a tile of 16 or 32 pixels at once, transposed so that one
+ *    input of all tile pixels is a contiguous int16 row: every kept weight
  *    is then one vector multiply-add over the pixels whatever the pattern of
  *    zeros, which is how unstructured sparsity pays off on a SIMD machine
  *    (XNNPACK's float SpMM does the same over NCHW).  Tables without SIMD
@@ -23,7 +23,8 @@
 
 #include "trt_ukernels.h"
 
-enum { TRT_SPARSE_TILE = 16 };
+/* Pixels per tile: 16 or 32 (trt_sparse_conv2d_params.tile). */
+enum { TRT_SPARSE_TILE_MAX = 32 };
 
 typedef struct {
     int32_t isa; /* trt_isa */
@@ -31,19 +32,19 @@ typedef struct {
      * strips s in [s0, s1); padding rows past m->rows come out 0. */
     void (*spmv)(const trt_sparse_matrix *m, int32_t s0, int32_t s1,
                  const int8_t *x, int32_t *acc);
-    /* For each row r < m->rows: staging[r * TILE + t] = the int8 output of
+    /* For each row r < m->rows: staging[r * tile + t] = the int8 output of
      * pixel t, i.e. requantize(bias[r] + row r . xt[.][t]) + out_offset,
-     * clamped; xt is [m->cols][TILE] int16. */
+     * clamped; xt is [m->cols][tile] int16. */
     void (*spmm_tile)(const trt_sparse_matrix *m, const int16_t *xt,
-                      const int32_t *bias, const int32_t *mult,
+                      int32_t tile, const int32_t *bias, const int32_t *mult,
                       const int32_t *shift, int32_t out_offset,
                       int32_t act_min, int32_t act_max, int8_t *staging);
-    /* xt[c * TILE + t] = rows[t][c], t < TILE, c < cols */
-    void (*transpose_widen)(const int8_t *const *rows, int32_t cols,
-                            int16_t *xt);
-    /* out[t * out_stride + r] = staging[r * TILE + t], t < pixels, r < rows */
-    void (*transpose_out)(const int8_t *staging, int32_t rows, int32_t pixels,
-                          int8_t *out, int32_t out_stride);
+    /* xt[c * tile + t] = rows[t][c], t < tile, c < cols */
+    void (*transpose_widen)(const int8_t *const *rows, int32_t tile,
+                            int32_t cols, int16_t *xt);
+    /* out[t * out_stride + r] = staging[r * tile + t], t < pixels, r < rows */
+    void (*transpose_out)(const int8_t *staging, int32_t tile, int32_t rows,
+                          int32_t pixels, int8_t *out, int32_t out_stride);
 } trt_sparse_ukernels;
 
 extern const trt_sparse_ukernels trt_sparse_ukernels_portable;

@@ -11,7 +11,7 @@
  *    in lanes without a gather, which costs more than the dense kernel
  *    saves on this class of core, so it stays scalar (the planner's cost
  *    model knows).
- *  - spmm_tile: lanes are TRT_SPARSE_TILE pixels.  Inputs a and b of a pair
+ *  - spmm_tile: lanes are the pixels of a tile.  Inputs a and b of a pair
  *    are two int16 rows of the transposed tile; unpacking them interleaves
  *    (a[t], b[t]), and one vpmaddwd with the broadcast weight pair adds both
  *    products for eight pixels.  Any pattern of zeros runs at vector speed.
@@ -29,9 +29,11 @@
 
 #define TRT_AVX2 __attribute__((target("avx2")))
 
-/* Two int8 inputs as one broadcast int16 pair (a low, b high). */
-TRT_AVX2 static inline __m256i pair_of(int32_t a, int32_t b) {
-    return _mm256_set1_epi32((int32_t)(((uint32_t)b << 16) | (uint16_t)a));
+/* Inputs x[a] and x[b] as one broadcast int16 pair (a low, b high): two
+ * byte loads into one vector, one widening, one broadcast. */
+TRT_AVX2 static inline __m256i pair_of(const int8_t *x, int32_t a, int32_t b) {
+    const __m128i v = _mm_insert_epi8(_mm_cvtsi32_si128(x[a]), x[b], 1);
+    return _mm256_broadcastd_epi32(_mm_cvtepi8_epi16(v));
 }
 
 /* Two adjacent int8 weights as one broadcast int16 pair. */
@@ -51,12 +53,12 @@ TRT_AVX2 static void spmv_strip8(const trt_sparse_matrix *m, int32_t s,
     for (; j + 4 <= j1; j += 4) {
         const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v + (int64_t)j * 8)));
         const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v + (int64_t)j * 8 + 16)));
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, pair_of(x[idx[j]], x[idx[j + 1]])));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(w1, pair_of(x[idx[j + 2]], x[idx[j + 3]])));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, pair_of(x, idx[j], idx[j + 1])));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(w1, pair_of(x, idx[j + 2], idx[j + 3])));
     }
     if (j < j1) {
         const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v + (int64_t)j * 8)));
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, pair_of(x[idx[j]], x[idx[j + 1]])));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(w0, pair_of(x, idx[j], idx[j + 1])));
     }
     _mm256_storeu_si256((__m256i *)a, _mm256_add_epi32(acc0, acc1));
 }
@@ -71,14 +73,14 @@ TRT_AVX2 static void spmv_strip4(const trt_sparse_matrix *m, int32_t s,
     int32_t j = j0;
     for (; j + 4 <= j1; j += 4) {
         const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(v + (int64_t)j * 4)));
-        const __m256i xs = _mm256_blend_epi32(pair_of(x[idx[j]], x[idx[j + 1]]),
-                                              pair_of(x[idx[j + 2]], x[idx[j + 3]]), 0xF0);
+        const __m256i xs = _mm256_blend_epi32(pair_of(x, idx[j], idx[j + 1]),
+                                              pair_of(x, idx[j + 2], idx[j + 3]), 0xF0);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(w, xs));
     }
     __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     if (j < j1) {
         const __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(v + (int64_t)j * 4)));
-        sum = _mm_add_epi32(sum, _mm_madd_epi16(w, _mm256_castsi256_si128(pair_of(x[idx[j]], x[idx[j + 1]]))));
+        sum = _mm_add_epi32(sum, _mm_madd_epi16(w, _mm256_castsi256_si128(pair_of(x, idx[j], idx[j + 1]))));
     }
     _mm_storeu_si128((__m128i *)a, sum);
 }
@@ -144,20 +146,23 @@ TRT_AVX2 static inline __m256i finish8(__m256i v, const requant_consts *c) {
 
 /* acc_lo holds pixels 0-3 and 8-11, acc_hi 4-7 and 12-15 (the order the
  * 16-bit unpacks leave); the 32 -> 16 pack puts them back in order. */
-TRT_AVX2 static inline void store_row(__m256i acc_lo, __m256i acc_hi, int32_t r,
-                                      const int32_t *bias, const int32_t *mult,
-                                      const int32_t *shift, int32_t out_offset,
-                                      int32_t act_min, int32_t act_max,
-                                      int8_t *staging) {
-    const requant_consts c = channel_consts(bias[r], mult[r], shift[r], out_offset, act_min, act_max);
-    const __m256i v16 = _mm256_packs_epi32(finish8(acc_lo, &c), finish8(acc_hi, &c));
+TRT_AVX2 static inline void store16(__m256i acc_lo, __m256i acc_hi, const requant_consts *c,
+                                    int8_t *dst) {
+    const __m256i v16 = _mm256_packs_epi32(finish8(acc_lo, c), finish8(acc_hi, c));
     const __m256i v8 = _mm256_permute4x64_epi64(_mm256_packs_epi16(v16, v16), 0x08);
-    _mm_storeu_si128((__m128i *)(staging + (int64_t)r * TRT_SPARSE_TILE), _mm256_castsi256_si128(v8));
+    _mm_storeu_si128((__m128i *)dst, _mm256_castsi256_si128(v8));
 }
 
-/* Rows r0 .. r0 + 3 of a strip of bs rows (bs = 4 or 8). */
+TRT_AVX2 static inline requant_consts row_consts(int32_t r, const int32_t *bias, const int32_t *mult,
+                                                const int32_t *shift, int32_t out_offset,
+                                                int32_t act_min, int32_t act_max) {
+    return channel_consts(bias[r], mult[r], shift[r], out_offset, act_min, act_max);
+}
+
+/* Rows r0 .. r0 + 3 of strip s (block bs = 4 or 8), 16 pixels: the tile
+ * columns at xt (row stride `tile`), staging rows of stride `tile`. */
 TRT_AVX2 static void tile_rows4(const trt_sparse_matrix *m, int32_t s, int32_t r0,
-                                const int16_t *xt, const int32_t *bias,
+                                const int16_t *xt, int32_t tile, const int32_t *bias,
                                 const int32_t *mult, const int32_t *shift,
                                 int32_t out_offset, int32_t act_min,
                                 int32_t act_max, int8_t *staging) {
@@ -167,8 +172,8 @@ TRT_AVX2 static void tile_rows4(const trt_sparse_matrix *m, int32_t s, int32_t r
     __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
     __m256i lo2 = lo0, hi2 = lo0, lo3 = lo0, hi3 = lo0;
     for (int32_t j = j0; j < j1; j += 2) {
-        const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * TRT_SPARSE_TILE));
-        const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * TRT_SPARSE_TILE));
+        const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * tile));
+        const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * tile));
         const __m256i ul = _mm256_unpacklo_epi16(xa, xb), uh = _mm256_unpackhi_epi16(xa, xb);
         const int8_t *w = m->values + (int64_t)j * bs + 2 * r0;
         __m256i wp = weight_pair(w);
@@ -187,51 +192,95 @@ TRT_AVX2 static void tile_rows4(const trt_sparse_matrix *m, int32_t s, int32_t r
     const int32_t r = s * bs + r0;
     const __m256i los[4] = {lo0, lo1, lo2, lo3}, his[4] = {hi0, hi1, hi2, hi3};
     for (int32_t i = 0; i < 4 && r + i < m->rows; ++i) {
-        store_row(los[i], his[i], r + i, bias, mult, shift, out_offset, act_min, act_max, staging);
+        const requant_consts c = row_consts(r + i, bias, mult, shift, out_offset, act_min, act_max);
+        store16(los[i], his[i], &c, staging + (int64_t)(r + i) * tile);
     }
 }
 
-TRT_AVX2 static void spmm_tile(const trt_sparse_matrix *m, const int16_t *xt,
+/* Unstructured rows, 16 pixels. */
+TRT_AVX2 static void tile_rows1_16(const trt_sparse_matrix *m, const int16_t *xt,
+                                   const int32_t *bias, const int32_t *mult,
+                                   const int32_t *shift, int32_t out_offset,
+                                   int32_t act_min, int32_t act_max, int8_t *staging) {
+    const uint16_t *idx = m->index;
+    const int8_t *v = m->values;
+    for (int32_t r = 0; r < m->rows; ++r) {
+        const int32_t j0 = m->strip_ptr[r], j1 = m->strip_ptr[r + 1];
+        __m256i lo = _mm256_setzero_si256(), hi = lo, lo2 = lo, hi2 = lo;
+        int32_t j = j0;
+        for (; j + 4 <= j1; j += 4) {
+            const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * 16));
+            const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * 16));
+            const __m256i xc = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 2] * 16));
+            const __m256i xd = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 3] * 16));
+            const __m256i w0 = weight_pair(v + j), w1 = weight_pair(v + j + 2);
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), w0));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), w0));
+            lo2 = _mm256_add_epi32(lo2, _mm256_madd_epi16(_mm256_unpacklo_epi16(xc, xd), w1));
+            hi2 = _mm256_add_epi32(hi2, _mm256_madd_epi16(_mm256_unpackhi_epi16(xc, xd), w1));
+        }
+        if (j < j1) {
+            const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * 16));
+            const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * 16));
+            const __m256i w0 = weight_pair(v + j);
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), w0));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), w0));
+        }
+        const requant_consts c = row_consts(r, bias, mult, shift, out_offset, act_min, act_max);
+        store16(_mm256_add_epi32(lo, lo2), _mm256_add_epi32(hi, hi2), &c, staging + (int64_t)r * 16);
+    }
+}
+
+/* Unstructured rows, 32 pixels: twice the work per index and weight load,
+ * and per row of requantisation constants. */
+TRT_AVX2 static void tile_rows1_32(const trt_sparse_matrix *m, const int16_t *xt,
+                                   const int32_t *bias, const int32_t *mult,
+                                   const int32_t *shift, int32_t out_offset,
+                                   int32_t act_min, int32_t act_max, int8_t *staging) {
+    const uint16_t *idx = m->index;
+    const int8_t *v = m->values;
+    for (int32_t r = 0; r < m->rows; ++r) {
+        const int32_t j0 = m->strip_ptr[r], j1 = m->strip_ptr[r + 1];
+        __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+        for (int32_t j = j0; j < j1; j += 2) {
+            const int16_t *pa = xt + (int32_t)idx[j] * 32, *pb = xt + (int32_t)idx[j + 1] * 32;
+            const __m256i w = weight_pair(v + j);
+            const __m256i xa0 = _mm256_loadu_si256((const __m256i *)pa);
+            const __m256i xb0 = _mm256_loadu_si256((const __m256i *)pb);
+            const __m256i xa1 = _mm256_loadu_si256((const __m256i *)(pa + 16));
+            const __m256i xb1 = _mm256_loadu_si256((const __m256i *)(pb + 16));
+            lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa0, xb0), w));
+            hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa0, xb0), w));
+            lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa1, xb1), w));
+            hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa1, xb1), w));
+        }
+        const requant_consts c = row_consts(r, bias, mult, shift, out_offset, act_min, act_max);
+        int8_t *dst = staging + (int64_t)r * 32;
+        store16(lo0, hi0, &c, dst);
+        store16(lo1, hi1, &c, dst + 16);
+    }
+}
+
+TRT_AVX2 static void spmm_tile(const trt_sparse_matrix *m, const int16_t *xt, int32_t tile,
                                const int32_t *bias, const int32_t *mult,
                                const int32_t *shift, int32_t out_offset,
                                int32_t act_min, int32_t act_max,
                                int8_t *staging) {
     const int32_t bs = m->block;
-    const int32_t strips = (m->rows + bs - 1) / bs;
     if (bs == 1) {
-        const uint16_t *idx = m->index;
-        const int8_t *v = m->values;
-        for (int32_t r = 0; r < m->rows; ++r) {
-            const int32_t j0 = m->strip_ptr[r], j1 = m->strip_ptr[r + 1];
-            __m256i lo = _mm256_setzero_si256(), hi = lo, lo2 = lo, hi2 = lo;
-            int32_t j = j0;
-            for (; j + 4 <= j1; j += 4) {
-                const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * TRT_SPARSE_TILE));
-                const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * TRT_SPARSE_TILE));
-                const __m256i xc = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 2] * TRT_SPARSE_TILE));
-                const __m256i xd = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 3] * TRT_SPARSE_TILE));
-                const __m256i w0 = weight_pair(v + j), w1 = weight_pair(v + j + 2);
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), w0));
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), w0));
-                lo2 = _mm256_add_epi32(lo2, _mm256_madd_epi16(_mm256_unpacklo_epi16(xc, xd), w1));
-                hi2 = _mm256_add_epi32(hi2, _mm256_madd_epi16(_mm256_unpackhi_epi16(xc, xd), w1));
-            }
-            if (j < j1) {
-                const __m256i xa = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j] * TRT_SPARSE_TILE));
-                const __m256i xb = _mm256_loadu_si256((const __m256i *)(xt + (int32_t)idx[j + 1] * TRT_SPARSE_TILE));
-                const __m256i w0 = weight_pair(v + j);
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), w0));
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), w0));
-            }
-            store_row(_mm256_add_epi32(lo, lo2), _mm256_add_epi32(hi, hi2), r, bias, mult, shift,
-                      out_offset, act_min, act_max, staging);
+        if (tile == 32) {
+            tile_rows1_32(m, xt, bias, mult, shift, out_offset, act_min, act_max, staging);
+        } else {
+            tile_rows1_16(m, xt, bias, mult, shift, out_offset, act_min, act_max, staging);
         }
         return;
     }
+    const int32_t strips = (m->rows + bs - 1) / bs;
     for (int32_t s = 0; s < strips; ++s) {
-        for (int32_t r0 = 0; r0 < bs; r0 += 4) {
-            if (s * bs + r0 < m->rows) {
-                tile_rows4(m, s, r0, xt, bias, mult, shift, out_offset, act_min, act_max, staging);
+        for (int32_t r0 = 0; r0 < bs && s * bs + r0 < m->rows; r0 += 4) {
+            for (int32_t h = 0; h < tile; h += 16) {
+                tile_rows4(m, s, r0, xt + h, tile, bias, mult, shift, out_offset, act_min, act_max,
+                           staging + h);
             }
         }
     }
@@ -265,43 +314,47 @@ TRT_AVX2 static inline void transpose16x16(__m128i r[16]) {
     }
 }
 
-TRT_AVX2 static void transpose_widen(const int8_t *const *rows, int32_t cols,
-                                     int16_t *xt) {
-    int32_t c0 = 0;
-    for (; c0 + 16 <= cols; c0 += 16) {
-        __m128i r[16];
-        for (int t = 0; t < 16; ++t) {
-            r[t] = _mm_loadu_si128((const __m128i *)(rows[t] + c0));
+TRT_AVX2 static void transpose_widen(const int8_t *const *rows, int32_t tile,
+                                     int32_t cols, int16_t *xt) {
+    for (int32_t h = 0; h < tile; h += 16) {
+        int32_t c0 = 0;
+        for (; c0 + 16 <= cols; c0 += 16) {
+            __m128i r[16];
+            for (int t = 0; t < 16; ++t) {
+                r[t] = _mm_loadu_si128((const __m128i *)(rows[h + t] + c0));
+            }
+            transpose16x16(r);
+            for (int i = 0; i < 16; ++i) {
+                _mm256_storeu_si256((__m256i *)(xt + (int64_t)(c0 + i) * tile + h), _mm256_cvtepi8_epi16(r[i]));
+            }
         }
-        transpose16x16(r);
-        for (int i = 0; i < 16; ++i) {
-            _mm256_storeu_si256((__m256i *)(xt + (int64_t)(c0 + i) * TRT_SPARSE_TILE), _mm256_cvtepi8_epi16(r[i]));
-        }
-    }
-    for (; c0 < cols; ++c0) {
-        for (int32_t t = 0; t < TRT_SPARSE_TILE; ++t) {
-            xt[(int64_t)c0 * TRT_SPARSE_TILE + t] = rows[t][c0];
+        for (; c0 < cols; ++c0) {
+            for (int32_t t = 0; t < 16; ++t) {
+                xt[(int64_t)c0 * tile + h + t] = rows[h + t][c0];
+            }
         }
     }
 }
 
-TRT_AVX2 static void transpose_out(const int8_t *staging, int32_t rows,
-                                   int32_t pixels, int8_t *out,
-                                   int32_t out_stride) {
-    int32_t r0 = 0;
-    for (; r0 + 16 <= rows; r0 += 16) {
-        __m128i r[16];
-        for (int i = 0; i < 16; ++i) {
-            r[i] = _mm_loadu_si128((const __m128i *)(staging + (int64_t)(r0 + i) * TRT_SPARSE_TILE));
+TRT_AVX2 static void transpose_out(const int8_t *staging, int32_t tile, int32_t rows,
+                                   int32_t pixels, int8_t *out, int32_t out_stride) {
+    for (int32_t h = 0; h < pixels; h += 16) {
+        const int32_t n = TRT_MIN(16, pixels - h);
+        int32_t r0 = 0;
+        for (; r0 + 16 <= rows; r0 += 16) {
+            __m128i r[16];
+            for (int i = 0; i < 16; ++i) {
+                r[i] = _mm_loadu_si128((const __m128i *)(staging + (int64_t)(r0 + i) * tile + h));
+            }
+            transpose16x16(r);
+            for (int32_t t = 0; t < n; ++t) {
+                _mm_storeu_si128((__m128i *)(out + (int64_t)(h + t) * out_stride + r0), r[t]);
+            }
         }
-        transpose16x16(r);
-        for (int32_t t = 0; t < pixels; ++t) {
-            _mm_storeu_si128((__m128i *)(out + (int64_t)t * out_stride + r0), r[t]);
-        }
-    }
-    for (int32_t t = 0; t < pixels; ++t) {
-        for (int32_t r = r0; r < rows; ++r) {
-            out[(int64_t)t * out_stride + r] = staging[(int64_t)r * TRT_SPARSE_TILE + t];
+        for (int32_t t = 0; t < n; ++t) {
+            for (int32_t r = r0; r < rows; ++r) {
+                out[(int64_t)(h + t) * out_stride + r] = staging[(int64_t)r * tile + h + t];
+            }
         }
     }
 }

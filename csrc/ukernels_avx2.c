@@ -408,6 +408,31 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
     for (int32_t oc = 0; oc < n; oc += 16) {
         const int16_t *wp = w_packed + (int64_t)(oc / 16) * kp * 32;
         const int32_t count = TRT_MIN(16, n - oc);
+        if (m == 4 && count <= 8) {
+            /* a narrow layer (e.g. a first convolution with 8 filters): the
+             * upper eight lanes of the panel are zero padding, skip them */
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            const __m256i z = a0;
+            for (int32_t i = 0; i < kp; ++i) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + i * 32));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(pair_at(xb[0], i), w0));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(pair_at(xb[1], i), w0));
+                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(pair_at(xb[2], i), w0));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(pair_at(xb[3], i), w0));
+            }
+            if (scale) {
+                finish16_f64(a0, z, bias + oc, scale + oc, offset, lo, hi, out[0] + oc, count);
+                finish16_f64(a1, z, bias + oc, scale + oc, offset, lo, hi, out[1] + oc, count);
+                finish16_f64(a2, z, bias + oc, scale + oc, offset, lo, hi, out[2] + oc, count);
+                finish16_f64(a3, z, bias + oc, scale + oc, offset, lo, hi, out[3] + oc, count);
+            } else {
+                finish16(a0, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[0] + oc, count);
+                finish16(a1, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[1] + oc, count);
+                finish16(a2, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[2] + oc, count);
+                finish16(a3, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[3] + oc, count);
+            }
+            continue;
+        }
         if (m == 4) {
             __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
             __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;

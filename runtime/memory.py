@@ -29,7 +29,7 @@ from .sparse import conv_scratch_without_tile
 
 # Element-wise kinds whose output may overwrite a same-sized input.
 _ELEMENTWISE = {lib.TRT_OP_ADD, lib.TRT_OP_MUL, lib.TRT_OP_LUT, lib.TRT_OP_REQUANTIZE}
-MAX_SEARCH_STEPS = 400
+MAX_SEARCH_STEPS = 120
 
 
 @dataclass

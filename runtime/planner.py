@@ -52,10 +52,16 @@ def plan_arena(buffers: list[Buffer]) -> int:
 
 
 def check_no_overlap(buffers: list[Buffer]) -> None:
-    """Raise AssertionError if two buffers live at the same time share bytes."""
-    for i, a in enumerate(buffers):
-        for b in buffers[i + 1 :]:
+    """Raise AssertionError if two buffers live at the same time share bytes.
+
+    A sweep over offsets: each buffer is compared only with the buffers that
+    start before it ends in memory, so the usual cost is O(n log n) rather
+    than every pair (a hostile model may have thousands of buffers)."""
+    order = sorted(buffers, key=lambda b: b.offset)
+    active: list[Buffer] = []  # buffers whose byte range reaches the current offset
+    for b in order:
+        active = [a for a in active if a.offset + max(a.size, 1) > b.offset]
+        for a in active:
             if a.overlaps_in_time(b):
-                a_end, b_end = a.offset + max(a.size, 1), b.offset + max(b.size, 1)
-                if a.offset < b_end and b.offset < a_end:
-                    raise AssertionError(f"buffers {a.key} and {b.key} overlap in time and memory")
+                raise AssertionError(f"buffers {a.key} and {b.key} overlap in time and memory")
+        active.append(b)

@@ -42,53 +42,53 @@ SparseMode = Literal["auto", "off", "force"]
 MODES: tuple[str, ...] = ("auto", "off", "force")
 BLOCKS: tuple[int, ...] = (1, 4, 8)
 MAX_COLS = 0xFFFF  # indices are uint16
-TILE = 16  # TRT_SPARSE_TILE in csrc/sparse_ukernels.h
 TILE_ISAS = ("avx2",)  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
 
 # ---------------------------------------------------------------------------- cost model
 #
-# Predicted nanoseconds per inference of one layer, linear in counts the
-# planner knows before packing:
+# Predicted nanoseconds per inference of one layer: a sum of coefficient x
+# count over counts the planner knows before packing (cost_features):
 #
-#   FULLY_CONNECTED, per input row (batch):
-#     dense        mac * N*K + row * N
-#     sparse[B]    entry * blocks + strip * strips + row * N
-#   CONV_2D, per output pixel:
-#     dense        mac * C_out*K + row * C_out + patch * K   (patch: not for 1x1)
-#     sparse[B]    entry * blocks + strip * strips + row * C_out + patch * K
+#   call    1 per layer (call and set-up)
+#   mac     dense multiply-adds: units * rows * cols
+#   entry   kept blocks incl. the pad that makes each strip's count even, per unit
+#   strip   ceil(rows / B) per unit (per-strip loop and accumulator set-up)
+#   row     rows (outputs) per unit: requantisation, stores, transposes
+#   patch   cols per unit for convolutions: gathering / transposing inputs
 #
-# (blocks: kept blocks plus the padding that makes each strip's count even;
-# strips: ceil(rows / B).)  Coefficients per instruction set and layer kind,
-# from `python tools/calibrate_sparse.py` on the machine named below: kernel
-# time of single-layer models (one trt_run_plan call, no Python I/O), dense
-# and every sparse format interleaved, least squares over sparsities 0..97%
-# and the shapes listed in the script.  Machines of another class shift the
-# break-even point; rerun the script there and paste its output.
+# units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D).  Kinds:
+# "fc", "pointwise" (1x1, stride 1, no padding) and "conv" (any other single-
+# group convolution).  Formats: "dense" and the block sizes "1", "4", "8".
+# The coefficients come from `python tools/calibrate_sparse.py` (kernel time
+# of single-layer models over shapes and sparsities, every format interleaved
+# with the dense kernel, least squares per kind and format) on the machine
+# COSTS_PROVENANCE names; rerun it on another class of machine and paste
+# its output here.  A table a machine lacks falls back to "portable".
 COSTS_PROVENANCE = "placeholder: not yet calibrated"
 COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     "avx2": {
         "fc": {
-            "dense": {"mac": 0.025, "row": 0.5},
-            "1": {"entry": 0.7, "strip": 1.0, "row": 0.5},
-            "4": {"entry": 0.8, "strip": 2.0, "row": 0.5},
-            "8": {"entry": 0.8, "strip": 2.0, "row": 0.5},
+            "dense": {"call": 300.0, "mac": 0.035, "row": 4.0},
+            "1": {"call": 300.0, "entry": 0.8, "strip": 2.0, "row": 4.0},
+            "4": {"call": 300.0, "entry": 0.8, "strip": 3.0, "row": 4.0},
+            "8": {"call": 300.0, "entry": 0.8, "strip": 3.0, "row": 4.0},
         },
         "pointwise": {
-            "dense": {"mac": 0.026, "row": 0.35, "patch": 0.0},
-            "1": {"entry": 0.12, "strip": 0.2, "row": 0.35, "patch": 0.05},
-            "4": {"entry": 0.25, "strip": 0.5, "row": 0.35, "patch": 0.05},
-            "8": {"entry": 0.5, "strip": 1.0, "row": 0.35, "patch": 0.05},
+            "dense": {"call": 300.0, "mac": 0.025, "row": 0.3},
+            "1": {"call": 300.0, "entry": 0.15, "strip": 0.3, "row": 0.3, "patch": 0.1},
+            "4": {"call": 300.0, "entry": 0.4, "strip": 0.5, "row": 0.3, "patch": 0.1},
+            "8": {"call": 300.0, "entry": 0.8, "strip": 0.5, "row": 0.3, "patch": 0.1},
         },
         "conv": {
-            "dense": {"mac": 0.026, "row": 0.35, "patch": 0.1},
-            "1": {"entry": 0.12, "strip": 0.2, "row": 0.35, "patch": 0.15},
-            "4": {"entry": 0.25, "strip": 0.5, "row": 0.35, "patch": 0.15},
-            "8": {"entry": 0.5, "strip": 1.0, "row": 0.35, "patch": 0.15},
+            "dense": {"call": 300.0, "mac": 0.025, "row": 0.3, "patch": 0.1},
+            "1": {"call": 300.0, "entry": 0.15, "strip": 0.3, "row": 0.3, "patch": 0.3},
+            "4": {"call": 300.0, "entry": 0.4, "strip": 0.5, "row": 0.3, "patch": 0.3},
+            "8": {"call": 300.0, "entry": 0.8, "strip": 0.5, "row": 0.3, "patch": 0.3},
         },
     },
 }
-# Tables without SIMD sparse kernels (and MCUs) use the portable figures.
 COSTS["portable"] = COSTS["avx2"]
+FEATURES = ("call", "mac", "entry", "strip", "row", "patch")
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -255,20 +255,32 @@ def _kind(op: Operator, params: Any) -> str:
     return "pointwise" if pointwise else "conv"
 
 
+def cost_features(kind: str, fmt: str, stats: WeightStats, units: int) -> dict[str, float]:
+    """The counts the cost model multiplies (see COSTS)."""
+    rows, cols = stats.rows, stats.cols
+    f = {"call": 1.0, "row": float(units * rows)}
+    if fmt == "dense":
+        f["mac"] = float(units * rows * cols)
+        if kind == "conv":
+            f["patch"] = float(units * cols)
+    else:
+        entries, _, strips, _ = stats.blocks[int(fmt)]
+        f["entry"] = float(units * entries)
+        if fmt != "1":  # one row per strip: the row count says it
+            f["strip"] = float(units * strips)
+        if kind != "fc":
+            f["patch"] = float(units * cols)
+    return f
+
+
 def predict_ns(kind: str, isa: str, stats: WeightStats, units: int) -> dict[str, float]:
     """Predicted kernel nanoseconds of the dense kernel and of each block size.
     units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D)."""
     table = COSTS.get(isa, COSTS["portable"])[kind]
-    rows, cols = stats.rows, stats.cols
-    patch = 0 if kind != "conv" else cols
-    d = table["dense"]
-    out = {"dense": units * (d["mac"] * rows * cols + d["row"] * rows + d.get("patch", 0.0) * patch)}
-    for b in BLOCKS:
-        c = table[str(b)]
-        entries, _, strips, _ = stats.blocks[b]
-        out[str(b)] = units * (
-            c["entry"] * entries + c["strip"] * strips + c["row"] * rows + c.get("patch", 0.0) * (cols if kind != "fc" else 0)
-        )
+    out = {}
+    for fmt in ("dense", *(str(b) for b in BLOCKS)):
+        coef = table[fmt]
+        out[fmt] = sum(coef.get(k, 0.0) * v for k, v in cost_features(kind, fmt, stats, units).items())
     return out
 
 
@@ -370,8 +382,11 @@ def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: Sp
                   "pad_left", "input_offset", "output_offset", "act_min", "act_max")
         pointers = ("bias_folded", "multiplier", "shift")
         # Pixel tiles only where the instruction set has tile kernels: an MCU
-        # plan (portable) must not reserve scratch it never touches.
-        q.tile = 1 if isa in TILE_ISAS else 0
+        # plan (portable) must not reserve scratch it never touches.  32
+        # pixels halve the per-row costs (index and weight loads, requantisation
+        # constants) of pointwise rows, which are short; the receptive field
+        # of other convolutions is long, and 16 keeps their scratch smaller.
+        q.tile = 0 if isa not in TILE_ISAS else (32 if kind == "pointwise" else 16)
         kernel = lib.TRT_OP_SPARSE_CONV2D
     for name in fields + pointers:
         setattr(q, name, getattr(p, name))

@@ -583,7 +583,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any one worker answer")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure to this file")
+    p.add_argument("--per-layer", action="store_true", help="also time each tinyrt layer alone (in this process)")
+    p.add_argument("--threads", type=int, default=1, help="threads for tinyrt's per-layer run (default 1)")
     return p
+
+
+def per_layer_report(models: list[tuple[str, Path]], args: argparse.Namespace) -> str:
+    """Each tinyrt layer timed alone: where the time goes, with GMAC/s."""
+    import numpy as np
+
+    from runtime.backends.c import CModel
+    from runtime.graph import parse_model
+    from runtime.profile import format_layers, profile_layers
+
+    blocks = []
+    for alias, path in models:
+        try:
+            model = CModel(parse_model(path), num_threads=args.threads)
+        except Exception as exc:  # noqa: BLE001 - a model tinyrt cannot plan
+            blocks.append(f"{alias}: per layer n/a ({exc})")
+            continue
+        rng = np.random.default_rng(args.seed)
+        inputs = [
+            rng.integers(-128, 128, size=i.shape, dtype=i.dtype) if i.dtype.kind in "iu"
+            else rng.standard_normal(i.shape).astype(i.dtype)
+            for i in model.inputs
+        ]
+        blocks.append(format_layers(alias, profile_layers(model, inputs)))
+    return "\n\n".join(blocks)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -615,6 +642,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     print(report(results, timed, args, env))
+    if args.per_layer:
+        print()
+        print(per_layer_report(models, args))
     print(f"\n({elapsed:.0f} s)")
     if args.json:
         doc = {

@@ -222,11 +222,11 @@ typedef struct {
     const int32_t *bias_folded;  /* bias + input_offset * sum of kept weights */
     const int32_t *multiplier;
     const int32_t *shift;
-    /* 1: a SIMD path may work on tiles of pixels in scratch (transposed to
-     * one row per input, the pixels side by side), which the scratch size
-     * then includes; 0: pixel by pixel, with one receptive-field patch of
-     * scratch for a non-pointwise convolution and none for a pointwise one.
-     * The memory planner sets 0 where the tile would raise the arena peak. */
+    /* Pixels per SIMD tile, 16 or 32: the tile is transposed in scratch to
+     * one int16 row per input with the pixels side by side (the scratch size
+     * includes it); 0: pixel by pixel, reading the input in place, no
+     * scratch.  The planner sets a tile only for instruction sets with tile
+     * kernels; without one a tile plan runs pixel by pixel. */
     int32_t tile;
 } trt_sparse_conv2d_params;
 
