@@ -396,7 +396,7 @@ def generate(
         graph = parse_model(model if isinstance(model, (bytes, bytearray)) else Path(model))
     if source is None:
         source = Path(model).name if isinstance(model, (str, Path)) else "a .tflite model"
-    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point, **_sparse_arg(sparse))
+    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point, **_plan_args(sparse))
     w = _Writer(plan, name)
     w.collect_blocks()
     body: list[str] = []
@@ -431,13 +431,16 @@ def generate(
     )
 
 
-def _sparse_arg(sparse: str) -> dict[str, Any]:
-    # Planners without sparse kernels plan everything dense.
-    if "sparse" in inspect.signature(build_plan).parameters:
-        return {"sparse": sparse}
-    if sparse == "force":
+def _plan_args(sparse: str) -> dict[str, Any]:
+    """build_plan options for a plan that leaves this machine: the sparse
+    choice, and no host SIMD weight layouts (host_layouts=False)."""
+    params = inspect.signature(build_plan).parameters
+    args: dict[str, Any] = {"host_layouts": False} if "host_layouts" in params else {}
+    if "sparse" in params:
+        args["sparse"] = sparse
+    elif sparse == "force":
         raise ExportError("this tinyrt has no sparse kernels (sparse='force')")
-    return {}
+    return args
 
 
 def _tensor_comment(t: TensorIO) -> str:

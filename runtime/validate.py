@@ -78,30 +78,14 @@ class LayerReport:
         return dict(self.__dict__)
 
 
-def _host_simd_copies(step: Any) -> set[int]:
-    """Addresses of the weight copies in a host SIMD layout a step's parameters
-    point to (tinyrt.h: packed_weights, "NULL on microcontrollers"; the export
-    leaves them out, runtime.export.HOST_SIMD_FIELDS)."""
-    from ._native import ffi
-    from .export import HOST_SIMD_FIELDS
-
-    ctype = ffi.typeof(step.params)
-    if ctype.kind != "pointer" or ctype.item.kind != "struct":
-        return set()
-    names = {name for name, _ in ctype.item.fields} & HOST_SIMD_FIELDS
-    return {int(ffi.cast("uintptr_t", getattr(step.params, name))) for name in names} - {0}
-
-
-def _constant_bytes(plan: Plan, host_simd: bool = True) -> tuple[int, int]:
+def _constant_bytes(plan: Plan) -> tuple[int, int]:
     """(weight bytes, other constant bytes) the plan keeps: weights and biases
-    vs multipliers, shifts, tables and parameter structs.  host_simd=False: a
-    board whose kernels do not read the host's SIMD weight copies."""
+    vs multipliers, shifts, tables and parameter structs."""
     weights = sum(s.weight_bytes for s in plan.steps)
     persistent = 0
     for step in plan.steps:
-        skip = set() if host_simd else _host_simd_copies(step)
         for obj in step.keep:
-            if isinstance(obj, np.ndarray) and obj.ctypes.data not in skip:
+            if isinstance(obj, np.ndarray):
                 persistent += obj.nbytes
         persistent += 128  # the parameter struct and its step entry
     # Weight arrays are counted in `weights`; do not count them twice.
@@ -148,10 +132,11 @@ def report(model: str | Path | bytes, board: Any, latency_budget_ms: float | Non
 
     b = board if isinstance(board, Board) else load_board(board)
     graph = parse_model(model if isinstance(model, (bytes, bytearray)) else Path(model))
-    plan = build_plan(graph, materialize=False)
+    # The plan is made on this machine: its SIMD weight layouts (AVX2 panels)
+    # count only for an x86-64 board, as runtime.export leaves them out too.
+    plan = build_plan(graph, materialize=False, host_layouts=b.core == "x86-64")
     layers = _layers(plan, b)
-    # The plan is made on this host; only an x86-64 board runs its AVX2 weight copies.
-    weights, persistent = _constant_bytes(plan, host_simd=b.core == "x86-64")
+    weights, persistent = _constant_bytes(plan)
     code = _code_bytes(graph, plan)
     arena = plan.arena_bytes
     if b.kind == "mcu":
