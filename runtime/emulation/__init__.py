@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TinyRTError
 from .build import BuildError, Record
 from .targets import DEBIAN_PACKAGES, EmulationUnavailable, NoEmulationTarget
 
@@ -179,6 +178,7 @@ def emulate(
             stack: int | None = max(r.stack_bytes for r in result.runs)
             first = result.runs[0]
             steps = [StepCount(i, exp.step_ops[i], n) for i, n in enumerate(first.step_instructions[: exp.num_steps])]
+            isa_mismatches = sum(r.mismatches for r in result.runs)
         else:
             from .linux import LinuxUser
 
@@ -189,13 +189,14 @@ def emulate(
             result = runner.run(built, records, timeout=timeout)
             emulated = [r.outputs for r in result.runs]
             instructions, stack, steps = None, None, []
-            if any(r.mismatches for r in result.runs):
-                raise TinyRTError(f"{path.name}: the ISA tables of the {target} build disagree with each other")
+            isa_mismatches = sum(r.mismatches for r in result.runs)
         mismatch = ""
         for k, (got, x) in enumerate(zip(emulated, inputs, strict=True)):
             mismatch = _first_difference(got, host.run(list(x)), k)
             if mismatch:
                 break
+        if not mismatch and isa_mismatches:
+            mismatch = f"{isa_mismatches} outputs differ between the build's micro-kernel tables (ISAs)"
         cycles = b.cycle_model.instructions_to_cycles(instructions) if instructions is not None else None
         return EmulationResult(
             board=b.name,

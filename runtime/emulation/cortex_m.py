@@ -101,6 +101,8 @@ class Run:
     instructions: int
     step_instructions: list[int]
     stack_bytes: int
+    isas: list[int]  # the micro-kernel tables it ran under (trt_isa), the timed one first
+    mismatches: int  # outputs that differed between those tables
 
 
 @dataclass
@@ -233,7 +235,9 @@ class CortexM:
                 max(0, round((marks[i + 1] - marks[i]) * cal.instructions_per_tick - cal.hook_instructions))
                 for i in range(len(marks) - 1)
             ]
-            runs.append(Run(line.model, outs, max(0, round(total)), steps, line.stack or 0))
+            runs.append(
+                Run(line.model, outs, max(0, round(total)), steps, line.stack or 0, line.isas, line.mismatches)
+            )
         return RunResult(runs, cal, seconds, report)
 
 

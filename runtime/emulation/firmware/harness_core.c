@@ -127,6 +127,30 @@ int harness_main(void) {
         const uint64_t t1 = plat_ticks();
         const uint32_t stack = plat_stack_used(base);
 
+        /* The report line up to the per-step marks now: the runs below
+         * (the other ISA tables) write harness_marks too. */
+        p = harness_put_str(line, "run record=");
+        p = harness_put_u64(p, record);
+        p = harness_put_str(p, " model=");
+        p = harness_put_u64(p, index);
+        p = harness_put_str(p, " t0=");
+        p = harness_put_u64(p, t0);
+        p = harness_put_str(p, " t1=");
+        p = harness_put_u64(p, t1);
+        p = harness_put_str(p, " stack=");
+        p = harness_put_u64(p, stack);
+        p = harness_put_str(p, " isas=");
+        for (int32_t i = 0; i < num_isas; ++i) {
+            p = harness_put_u64(p, (uint64_t)isas[i]);
+            p = harness_put_str(p, i + 1 < num_isas ? "," : "");
+        }
+        p = harness_put_str(p, " marks=");
+        for (int32_t s = 0; s <= m->num_steps; ++s) {
+            p = harness_put_u64(p, harness_marks[s]);
+            p = harness_put_str(p, s < m->num_steps ? "," : "");
+            p = flush_if_full(report, p);
+        }
+
         int32_t mismatches = 0;
         for (int32_t i = 1; i < num_isas; ++i) {
             (void)trt_isa_select(isas[i]);
@@ -145,29 +169,8 @@ int harness_main(void) {
             }
         }
 
-        p = harness_put_str(line, "run record=");
-        p = harness_put_u64(p, record);
-        p = harness_put_str(p, " model=");
-        p = harness_put_u64(p, index);
-        p = harness_put_str(p, " t0=");
-        p = harness_put_u64(p, t0);
-        p = harness_put_str(p, " t1=");
-        p = harness_put_u64(p, t1);
-        p = harness_put_str(p, " stack=");
-        p = harness_put_u64(p, stack);
-        p = harness_put_str(p, " isas=");
-        for (int32_t i = 0; i < num_isas; ++i) {
-            p = harness_put_u64(p, (uint64_t)isas[i]);
-            p = harness_put_str(p, i + 1 < num_isas ? "," : "");
-        }
         p = harness_put_str(p, " mismatches=");
         p = harness_put_u64(p, (uint64_t)mismatches);
-        p = harness_put_str(p, " marks=");
-        for (int32_t s = 0; s <= m->num_steps; ++s) {
-            p = harness_put_u64(p, harness_marks[s]);
-            p = harness_put_str(p, s < m->num_steps ? "," : "");
-            p = flush_if_full(report, p);
-        }
         p = harness_put_str(p, "\n");
         (void)plat_write(report, line, (uint32_t)(p - line));
     }
