@@ -12,12 +12,55 @@
 extern const trt_ukernels trt_ukernels_avx2;
 #endif
 
+/* ARM Linux: the NEON tables of ukernels_neon.c (keep these conditions in
+ * step with it), chosen from the kernel's hardware capability bits.  Other
+ * ARM systems (bare-metal Cortex-M/A, other OSes) make no OS calls and keep
+ * the portable table. */
+#if defined(__linux__) && defined(__aarch64__) && defined(__ARM_NEON)
+#define TRT_HAVE_NEON_DISPATCH 1
+#include <sys/auxv.h>
+extern const trt_ukernels trt_ukernels_neon;
+#if defined(__ARM_FEATURE_DOTPROD) || \
+    (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10)
+#define TRT_HAVE_NEON_DOTPROD 1
+extern const trt_ukernels trt_ukernels_neon_dotprod;
+#endif
+/* AdvSIMD is architectural on aarch64; SDOT is AT_HWCAP bit 20 (the uapi's
+ * HWCAP_ASIMDDP, spelled out for old C libraries). */
+static int neon_present(void) { return 1; }
+static int dotprod_present(void) {
+    return (getauxval(AT_HWCAP) & (1UL << 20)) != 0;
+}
+#elif defined(__linux__) && defined(__arm__) && defined(__ARM_FP) && \
+    !(defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M') && \
+    (defined(__ARM_NEON) ||                                          \
+     (defined(__GNUC__) && !defined(__clang__) &&                    \
+      (!defined(__thumb__) || defined(__thumb2__))))
+#define TRT_HAVE_NEON_DISPATCH 1
+#include <sys/auxv.h>
+extern const trt_ukernels trt_ukernels_neon;
+/* 32-bit: NEON is optional (AT_HWCAP bit 12, the uapi's HWCAP_NEON). */
+static int neon_present(void) {
+    return (getauxval(AT_HWCAP) & (1UL << 12)) != 0;
+}
+#endif
+
 static const trt_ukernels *active = 0;
 
 static const trt_ukernels *table_for(int32_t isa) {
 #ifdef TRT_HAVE_X86_DISPATCH
     if (isa == TRT_ISA_AVX2 && __builtin_cpu_supports("avx2")) {
         return &trt_ukernels_avx2;
+    }
+#endif
+#ifdef TRT_HAVE_NEON_DISPATCH
+#ifdef TRT_HAVE_NEON_DOTPROD
+    if (isa == TRT_ISA_NEON_DOTPROD && dotprod_present()) {
+        return &trt_ukernels_neon_dotprod;
+    }
+#endif
+    if (isa == TRT_ISA_NEON && neon_present()) {
+        return &trt_ukernels_neon;
     }
 #endif
     (void)isa;
@@ -28,6 +71,16 @@ int32_t trt_isa_best(void) {
 #ifdef TRT_HAVE_X86_DISPATCH
     if (__builtin_cpu_supports("avx2")) {
         return TRT_ISA_AVX2;
+    }
+#endif
+#ifdef TRT_HAVE_NEON_DISPATCH
+#ifdef TRT_HAVE_NEON_DOTPROD
+    if (dotprod_present()) {
+        return TRT_ISA_NEON_DOTPROD;
+    }
+#endif
+    if (neon_present()) {
+        return TRT_ISA_NEON;
     }
 #endif
     return TRT_ISA_PORTABLE;

@@ -13,6 +13,7 @@ NAMES = {
     "avx2": lib.TRT_ISA_AVX2,
     "neon": lib.TRT_ISA_NEON,
     "cortex-m-dsp": lib.TRT_ISA_CORTEX_M_DSP,
+    "neon-dotprod": lib.TRT_ISA_NEON_DOTPROD,
 }
 _BY_CODE = {code: name for name, code in NAMES.items()}
 
