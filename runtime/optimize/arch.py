@@ -96,7 +96,7 @@ def build(spec: ArchSpec | str, input_shape: tuple[int, ...], num_classes: int, 
 def train(model: Any, train_data: Any, *, epochs: int, batch_size: int = 32, learning_rate: float = 1e-3,
           validation: Any = None, progress: bool = True, seed: int = 0) -> Any:
     """Train a softmax classifier on labels (sparse cross-entropy, Adam)."""
-    from .progress import keras_verbosity, say
+    from .progress import epoch_progress, keras_verbosity, say
 
     keras = _tf.keras()
     _tf.set_seed(seed)
@@ -109,7 +109,8 @@ def train(model: Any, train_data: Any, *, epochs: int, batch_size: int = 32, lea
         val = (v.x, v.y)
     say(f"training {model.name}: {epochs} epoch(s) on {len(data)} samples", progress)
     model.fit(data.x, data.y, batch_size=batch_size, epochs=epochs, validation_data=val,
-              verbose=keras_verbosity(progress), shuffle=True)
+              verbose=keras_verbosity(progress), shuffle=True,
+              callbacks=epoch_progress(epochs, progress))
     return model
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from . import _tf
 from .arch import build, logits_model
 from .data import Dataset
-from .progress import keras_verbosity, say
+from .progress import epoch_progress, keras_verbosity, say
 
 
 class Teacher:
@@ -151,10 +151,12 @@ def make_student(student: Any, data: Dataset, num_classes: int, seed: int = 0) -
 
 def mixup_batches(n: int, epochs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Index pairs (i, j) and weights lam for `epochs` passes of n mixed samples:
-    every sample appears once per pass as i and once as j; lam ~ U(0, 1)."""
-    i = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    j = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    lam = rng.uniform(0.0, 1.0, size=len(i)).astype(np.float32)
+    every sample appears once per pass as i and once as j; lam ~ U(0, 1).  Drawn
+    pass by pass, so the sequence does not depend on how passes are grouped."""
+    parts = [(rng.permutation(n), rng.permutation(n), rng.uniform(0.0, 1.0, size=n)) for _ in range(epochs)]
+    i = np.concatenate([p[0] for p in parts])
+    j = np.concatenate([p[1] for p in parts])
+    lam = np.concatenate([p[2] for p in parts]).astype(np.float32)
     return i, j, lam
 
 
@@ -233,13 +235,13 @@ def distill(
                 np.zeros((len(v), num_classes), np.float32)
             val = (v.x, np.concatenate([eye[v.y], v_logits], axis=1))
         trainee.fit(train.x, packed, batch_size=batch_size, epochs=epochs, validation_data=val,
-                    verbose=keras_verbosity(progress), shuffle=True)
+                    verbose=keras_verbosity(progress), shuffle=True, callbacks=epoch_progress(epochs, progress))
     else:
         rng = np.random.default_rng(seed)
         x_teacher = t.conform(train).x if t is not None else None
-        # Mixtures are made in chunks of epochs: memory stays bounded, and the
-        # teacher runs once per chunk on a large batch.
-        chunk = max(1, min(epochs, 200_000 // max(n, 1)))
+        # Mixtures are made in chunks of epochs: memory stays bounded, the teacher
+        # runs once per chunk on a large batch, and each chunk is a progress line.
+        chunk = max(1, min(-(-epochs // 10), 200_000 // max(n, 1)))
         done = 0
         while done < epochs:
             k = min(chunk, epochs - done)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -32,6 +32,29 @@ def counted(items: Iterable[T], total: int, what: str, enabled: bool = True, eve
 
 
 def keras_verbosity(enabled: bool) -> int:
-    """Keras fit(verbose=...): one line per epoch when shown (2), silent otherwise.
-    The progress bar (1) floods logs that are not terminals, as in CI."""
-    return 2 if enabled else 0
+    """Keras fit(verbose=...): always 0; `epoch_progress` prints instead.  Keras's
+    bar (1) floods logs that are not terminals, and one line per epoch (2) is
+    a thousand lines for a long distillation."""
+    return 0
+
+
+def epoch_progress(epochs: int, enabled: bool = True, what: str = "epoch") -> list[Any]:
+    """Keras callbacks printing about ten lines over a fit: epoch i/N and its metrics."""
+    if not enabled:
+        return []
+    from . import _tf
+
+    keras = _tf.keras()
+    step = max(1, epochs // 10)
+
+    class _EpochLines(keras.callbacks.Callback):  # type: ignore[misc, name-defined]
+        def on_train_begin(self, logs: Any = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            n = epoch + 1
+            if n % step == 0 or n == epochs or n == 1:
+                metrics = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+                say(f"{what} {n}/{epochs}: {metrics} ({time.perf_counter() - self._start:.1f} s)")
+
+    return [_EpochLines()]

@@ -21,7 +21,7 @@ import numpy as np
 from . import _tf
 from .data import Dataset
 from .measure import LayerSparsity, block_zero_fraction, weight_sparsity, weight_tensors
-from .progress import keras_verbosity, say
+from .progress import epoch_progress, keras_verbosity, say
 from .quantization import convert_int8
 
 
@@ -162,7 +162,8 @@ def prune(
     say(f"pruning to {sparsity:.0%} ({'x'.join(map(str, block))} blocks): {epochs} epoch(s), "
         f"sparsity ramps over {end_step}/{total} steps", progress)
     wrapped.fit(train.x, train.y, batch_size=batch_size, epochs=epochs, validation_data=val,
-                callbacks=[sparsity_api.UpdatePruningStep()], verbose=keras_verbosity(progress), shuffle=True)
+                callbacks=[sparsity_api.UpdatePruningStep(), *epoch_progress(epochs, progress)],
+                verbose=keras_verbosity(progress), shuffle=True)
     stripped = sparsity_api.strip_pruning(wrapped)
     result = PruneResult(
         tflite=convert_int8(stripped, calib or data, num_calib=num_calib, progress=progress, seed=seed),

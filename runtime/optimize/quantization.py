@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _tf
 from .data import Dataset
-from .progress import counted, keras_verbosity, say
+from .progress import counted, epoch_progress, keras_verbosity, say
 
 
 def representative_batches(calib: Dataset, limit: int, seed: int = 0) -> np.ndarray:
@@ -102,7 +102,7 @@ def qat_model(model: Any, train: Dataset, *, epochs: int, batch_size: int = 32, 
         val = (v.x, v.y)
     say(f"quantization-aware training: {epochs} epoch(s) on {len(train)} samples", progress)
     q_aware.fit(train.x, train.y, batch_size=batch_size, epochs=epochs, validation_data=val,
-                verbose=keras_verbosity(progress), shuffle=True)
+                verbose=keras_verbosity(progress), shuffle=True, callbacks=epoch_progress(epochs, progress))
     return q_aware
 
 
