@@ -9,60 +9,25 @@
  */
 #include "trt_ukernels.h"
 
-static int32_t rescale(const trt_fully_connected_params *p, int32_t n,
-                       int32_t acc) {
-    int32_t a;
-    if (p->scale) {
-        a = trt_round_to_i32((double)acc * p->scale[n]);
-    } else {
-        a = trt_requantize(acc, p->multiplier[n], p->shift[n]);
-    }
-    /* Wrapping add mirrors TFLite's int32 arithmetic at the extremes. */
-    a = (int32_t)((uint32_t)a + (uint32_t)p->output_offset);
-    return trt_clamp(a, p->act_min, p->act_max);
-}
-
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
                             const int8_t *input, int8_t *output) {
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t k = p->in_features;
     const int32_t nout = p->out_features;
-    if (p->packed_weights) {
-        /* Batches as rows of the GEMM micro-kernel, TRT_GEMM_MR at a time. */
-        const int8_t *rows[TRT_GEMM_MR];
-        int8_t *outs[TRT_GEMM_MR];
-        for (int32_t b = 0; b < p->batches; b += TRT_GEMM_MR) {
-            const int32_t m = TRT_MIN(TRT_GEMM_MR, p->batches - b);
-            for (int32_t r = 0; r < m; ++r) {
-                rows[r] = input + (int64_t)(b + r) * k;
-                outs[r] = output + (int64_t)(b + r) * nout;
-            }
-            uk->gemm(rows, m, k, p->weights, p->packed_weights, nout,
-                     p->bias_folded, p->multiplier, p->shift, p->scale,
-                     p->output_offset, p->act_min, p->act_max, outs);
+    /* Batches as rows of the GEMM micro-kernel, TRT_GEMM_MR at a time; each
+     * table's GEMM finishes with the same rescale (the double one when
+     * p->scale is set) and handles the output-feature tails itself. */
+    const int8_t *rows[TRT_GEMM_MR];
+    int8_t *outs[TRT_GEMM_MR];
+    for (int32_t b = 0; b < p->batches; b += TRT_GEMM_MR) {
+        const int32_t m = TRT_MIN(TRT_GEMM_MR, p->batches - b);
+        for (int32_t r = 0; r < m; ++r) {
+            rows[r] = input + (int64_t)(b + r) * k;
+            outs[r] = output + (int64_t)(b + r) * nout;
         }
-        return;
-    }
-    for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *x = input + (int64_t)b * k;
-        int8_t *y = output + (int64_t)b * nout;
-        int32_t n = 0;
-        for (; n + 4 <= nout; n += 4) {
-            const int8_t *w = p->weights + (int64_t)n * k;
-            int32_t acc[4] = {0, 0, 0, 0};
-            uk->dot_1x4(x, w, k, k, acc);
-            for (int32_t i = 0; i < 4; ++i) {
-                y[n + i] = (int8_t)rescale(p, n + i, acc[i] + p->bias_folded[n + i]);
-            }
-        }
-        for (; n < nout; ++n) {
-            const int8_t *w = p->weights + (int64_t)n * k;
-            int32_t acc = 0;
-            for (int32_t i = 0; i < k; ++i) {
-                acc += (int32_t)x[i] * (int32_t)w[i];
-            }
-            y[n] = (int8_t)rescale(p, n, acc + p->bias_folded[n]);
-        }
+        uk->gemm(rows, m, k, p->weights, p->packed_weights, nout,
+                 p->bias_folded, p->multiplier, p->shift, p->scale,
+                 p->output_offset, p->act_min, p->act_max, outs);
     }
 }
 

@@ -45,6 +45,19 @@ static int neon_present(void) {
 }
 #endif
 
+/* Cores with the DSP extension (Cortex-M4/M7/M33/M55...): the table of
+ * ukernels_cortex_m_dsp.c (keep these conditions in step with it).  Bare
+ * metal has no feature detection, so the compiler flags decide and it is
+ * the best table there; -DTRT_NO_CORTEX_M_DSP leaves it out (its code then
+ * takes no flash).  An ARM Linux build has it too, selectable but never the
+ * best (NEON is), so the Linux tests can compare it as well. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && \
+    !defined(__ARM_BIG_ENDIAN) && defined(__GNUC__) &&           \
+    !defined(TRT_NO_CORTEX_M_DSP)
+#define TRT_HAVE_CORTEX_M_DSP 1
+extern const trt_ukernels trt_ukernels_cortex_m_dsp;
+#endif
+
 static const trt_ukernels *active = 0;
 
 static const trt_ukernels *table_for(int32_t isa) {
@@ -61,6 +74,11 @@ static const trt_ukernels *table_for(int32_t isa) {
 #endif
     if (isa == TRT_ISA_NEON && neon_present()) {
         return &trt_ukernels_neon;
+    }
+#endif
+#ifdef TRT_HAVE_CORTEX_M_DSP
+    if (isa == TRT_ISA_CORTEX_M_DSP) {
+        return &trt_ukernels_cortex_m_dsp;
     }
 #endif
     (void)isa;
@@ -83,7 +101,11 @@ int32_t trt_isa_best(void) {
         return TRT_ISA_NEON;
     }
 #endif
+#if defined(TRT_HAVE_CORTEX_M_DSP) && !defined(__linux__)
+    return TRT_ISA_CORTEX_M_DSP;
+#else
     return TRT_ISA_PORTABLE;
+#endif
 }
 
 int32_t trt_isa_select(int32_t isa) {

@@ -385,10 +385,14 @@ def generate(
     fc_fixed_point: bool = False,
     source: str | None = None,
     sparse: str = "auto",
+    choices: Any = None,
 ) -> Export:
     """The export as text, nothing written.  model: a path, .tflite bytes or a parsed Graph.
     sparse: "auto" | "off" | "force", as runtime.load(): which pruned layers
-    run sparse kernels (their weights are then emitted packed)."""
+    run sparse kernels (their weights are then emitted packed).
+    choices: as build_plan's, memory choices instead of the smallest-arena
+    search (runtime.emulation.layers measures one layer of a model with the
+    choices the whole model's plan made for it)."""
     name = _c_identifier(name)
     if isinstance(model, Graph):
         graph = model
@@ -396,7 +400,8 @@ def generate(
         graph = parse_model(model if isinstance(model, (bytes, bytearray)) else Path(model))
     if source is None:
         source = Path(model).name if isinstance(model, (str, Path)) else "a .tflite model"
-    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point, **_plan_args(sparse))
+    extra = {"choices": choices} if choices is not None else {}
+    plan = build_plan(graph, materialize=True, fc_fixed_point=fc_fixed_point, **_plan_args(sparse), **extra)
     w = _Writer(plan, name)
     w.collect_blocks()
     body: list[str] = []

@@ -38,7 +38,7 @@ import numpy as np
 from .._native import ffi
 from ..errors import TinyRTError
 from ..export import Export, TensorIO, _c_int, _io
-from ..graph import parse_model
+from ..graph import Graph, parse_model
 from ..memory import Choices
 from ..plan import Plan, build_plan
 from .build import Record, cache_root, jobs, run_tool
@@ -199,10 +199,9 @@ class _Gen:
         self.body += lines
 
 
-def cmsis_export(model: str | Path, name: str = "cm") -> tuple[Export, Plan]:
-    """The model as CMSIS-NN calls, in an Export the harness can build."""
-    path = Path(model)
-    graph = parse_model(path)
+def cmsis_export(model: str | Path | Graph, name: str = "cm") -> tuple[Export, Plan]:
+    """The model (a path or a parsed Graph) as CMSIS-NN calls, in an Export the harness can build."""
+    graph = model if isinstance(model, Graph) else parse_model(Path(model))
     kwargs: dict[str, Any] = {}
     import inspect
 
