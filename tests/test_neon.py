@@ -139,14 +139,13 @@ def build_driver(gcc: str, flags: tuple[str, ...], work: Path) -> Path:
 @pytest.fixture(scope="module")
 def drivers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Built on first use, one per build configuration."""
-    cache: dict[str, Path] = {}
 
-    class Lazy(dict):
+    class Lazy(dict[str, Path]):
         def __missing__(self, name: str) -> Path:
             b = BUILDS[name]
             _tool_or_skip(b.gcc)
-            cache[name] = build_driver(b.gcc, b.flags, tmp_path_factory.mktemp(name))
-            return cache[name]
+            self[name] = build_driver(b.gcc, b.flags, tmp_path_factory.mktemp(name))
+            return self[name]
 
     return Lazy()
 
