@@ -58,7 +58,25 @@ def test_json_has_the_emulation_object(capsys: pytest.CaptureFixture[str]) -> No
     assert em["estimates"]["flash_bytes"] == r["flash_bytes"]
     assert sum(s["instructions"] for s in em["steps"]) <= em["instructions"]
     assert len(em["steps"]) == len(r["layers"])
+    # the verdict: measured budgets (flash, RAM + stack, latency), bit-exact outputs
+    assert {b["name"] for b in em["budgets"]} == {"ram", "flash", "latency_ms"}
+    assert r["fits"] == (em["bit_exact"] and all(b["ok"] for b in em["budgets"]))
     assert code == (0 if r["fits"] else 1)
+
+
+def test_measured_latency_decides_over_the_estimate(capsys: pytest.CaptureFixture[str]) -> None:
+    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    argv = [str(model_path("micro_speech_quantized")), "--board", "nucleo-l4r5zi", "--json"]
+    est = json.loads(_run(capsys, *argv)[1])["latency_ms"]
+    em = json.loads(_run(capsys, *argv, "--emulate")[1])["emulation"]
+    # a budget between the two figures: only the measured one decides under --emulate
+    budget = (est + em["latency_ms_est"]) / 2
+    code, out, _ = _run(capsys, *argv, "--emulate", "--latency-budget-ms", f"{budget:.6f}")
+    r = json.loads(out)
+    estimate_ok = next(b["ok"] for b in r["budgets"] if b["name"] == "latency_ms")
+    measured_ok = next(b["ok"] for b in r["emulation"]["budgets"] if b["name"] == "latency_ms")
+    assert estimate_ok != measured_ok
+    assert r["fits"] == measured_ok and code == (0 if measured_ok else 1)
 
 
 def test_text_report_shows_measured_next_to_estimated(capsys: pytest.CaptureFixture[str]) -> None:
