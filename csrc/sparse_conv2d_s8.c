@@ -68,6 +68,19 @@ static void gather_patch(const trt_sparse_conv2d_params *p,
             continue;
         }
         const int8_t *row = input_n + (int64_t)iy * in_w * in_c;
+        if (p->dilation_w == 1) {
+            /* Taps [kx_lo, kx_hi) are inside the image and adjacent: one
+             * copy (conv2d_s8.c does the same). */
+            const int32_t kx_lo = TRT_MIN(ix0 < 0 ? -ix0 : 0, p->filter.w);
+            const int32_t kx_hi = TRT_MAX(kx_lo, TRT_MIN(p->filter.w, in_w - ix0));
+            memset(dst, pad, (size_t)(kx_lo * in_c));
+            memcpy(dst + kx_lo * in_c, row + (int64_t)(ix0 + kx_lo) * in_c,
+                   (size_t)((kx_hi - kx_lo) * in_c));
+            memset(dst + kx_hi * in_c, pad,
+                   (size_t)((p->filter.w - kx_hi) * in_c));
+            dst += p->filter.w * in_c;
+            continue;
+        }
         for (int32_t kx = 0; kx < p->filter.w; ++kx) {
             const int32_t ix = ix0 + kx * p->dilation_w;
             if (ix < 0 || ix >= in_w) {

@@ -55,40 +55,67 @@ TILE_ISAS = ("avx2",)  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
 #   strip   ceil(rows / B) per unit (per-strip loop and accumulator set-up)
 #   row     rows (outputs) per unit: requantisation, stores, transposes
 #   patch   cols per unit for convolutions: gathering / transposing inputs
+#   tap     KH*KW per unit for non-pointwise convolutions (one copy per tap)
 #
-# units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D).  Kinds:
+# units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D; for the
+# sparse kernels rounded up to whole SIMD tiles where they use tiles).  Kinds:
 # "fc", "pointwise" (1x1, stride 1, no padding) and "conv" (any other single-
 # group convolution).  Formats: "dense" and the block sizes "1", "4", "8".
 # The coefficients come from `python tools/calibrate_sparse.py` (kernel time
 # of single-layer models over shapes and sparsities, every format interleaved
 # with the dense kernel, least squares per kind and format) on the machine
 # COSTS_PROVENANCE names; rerun it on another class of machine and paste
-# its output here.  A table a machine lacks falls back to "portable".
-COSTS_PROVENANCE = "placeholder: not yet calibrated"
+# its output here.  Near the break-even point the two choices differ by
+# little: the worst picks cost 1.1-1.5x on layers of 10-30 us where the
+# timings themselves scatter by 10% on this shared machine.
+COSTS_PROVENANCE = "tools/calibrate_sparse.py on AMD EPYC (x86_64), 2026-11-28"
 COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
-    "avx2": {
+    "portable": {
         "fc": {
-            "dense": {"call": 300.0, "mac": 0.035, "row": 4.0},
-            "1": {"call": 300.0, "entry": 0.8, "strip": 2.0, "row": 4.0},
-            "4": {"call": 300.0, "entry": 0.8, "strip": 3.0, "row": 4.0},
-            "8": {"call": 300.0, "entry": 0.8, "strip": 3.0, "row": 4.0},
+            "dense": {"call": 1205, "mac": 0.1033, "row": 2.067},
+            "1": {"call": 1017, "entry": 0.7874, "row": 2.22},
+            "4": {"call": 1189, "entry": 3.39, "strip": 0.2286, "row": 0.9144},
+            "8": {"call": 1173, "entry": 6.435, "strip": 0.08997, "row": 0.7198},
         },
         "pointwise": {
-            "dense": {"call": 300.0, "mac": 0.025, "row": 0.3},
-            "1": {"call": 300.0, "entry": 0.15, "strip": 0.3, "row": 0.3, "patch": 0.1},
-            "4": {"call": 300.0, "entry": 0.4, "strip": 0.5, "row": 0.3, "patch": 0.1},
-            "8": {"call": 300.0, "entry": 0.8, "strip": 0.5, "row": 0.3, "patch": 0.1},
+            "dense": {"call": 5645, "mac": 0.0771, "row": 5.404},
+            "1": {"call": 1717, "entry": 0.8193, "row": 5.359},
+            "4": {"call": 2927, "entry": 3.553, "strip": 0.9611, "row": 3.844},
+            "8": {"call": 3058, "entry": 6.761, "strip": 0.4581, "row": 3.665},
         },
         "conv": {
-            "dense": {"call": 300.0, "mac": 0.025, "row": 0.3, "patch": 0.1},
-            "1": {"call": 300.0, "entry": 0.15, "strip": 0.3, "row": 0.3, "patch": 0.3},
-            "4": {"call": 300.0, "entry": 0.4, "strip": 0.5, "row": 0.3, "patch": 0.3},
-            "8": {"call": 300.0, "entry": 0.8, "strip": 0.5, "row": 0.3, "patch": 0.3},
+            "dense": {"call": 8320, "mac": 0.104, "tap": 36.25},
+            "1": {"call": 2673, "entry": 3.272, "tap": 15.55},
+            "4": {"call": 2769, "entry": 6.977, "tap": 7.841},
+            "8": {"call": 2386, "entry": 11.68, "strip": 0.08645, "row": 0.6916, "tap": 5.082},
+        },
+    },
+    "avx2": {
+        "fc": {
+            "dense": {"call": 362.8, "mac": 0.03283},
+            "1": {"call": 209.3, "entry": 0.773, "row": 6.501},
+            "4": {"call": 254.3, "entry": 0.5024, "strip": 1.098, "row": 4.392},
+            "8": {"call": 266.9, "entry": 0.5321, "strip": 0.5373, "row": 4.299},
+        },
+        "pointwise": {
+            "dense": {"call": 121.5, "mac": 0.01382, "row": 0.8689},
+            "1": {"call": 495.4, "entry": 0.03835, "row": 0.5564},
+            "4": {"entry": 0.1086, "strip": 0.183, "row": 0.7321},
+            "8": {"entry": 0.2214, "strip": 0.09513, "row": 0.761},
+        },
+        "conv": {
+            "dense": {"mac": 0.01325, "row": 1.621, "patch": 0.08869, "tap": 0.7933},
+            "1": {"entry": 0.04754, "row": 0.8993, "patch": 0.07566, "tap": 2.452},
+            "4": {"entry": 0.1166, "strip": 0.2148, "row": 0.8593, "patch": 0.08392, "tap": 2.531},
+            "8": {"entry": 0.2289, "strip": 0.105, "row": 0.8399, "patch": 0.09129, "tap": 2.589},
         },
     },
 }
-COSTS["portable"] = COSTS["avx2"]
-FEATURES = ("call", "mac", "entry", "strip", "row", "patch")
+# Fit quality on the calibration layers (dense vs the predicted best sparse format):
+#   portable: 245/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.531 at ('conv', 125, 64, 40, 0.5008, '8x1'), median |error| 7.4%
+#   avx2: 229/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.449 at ('pointwise', 125, 64, 64, 0.5, '1x1'), median |error| 10.8%
+# A table a machine lacks falls back to "portable".
+FEATURES = ("call", "mac", "entry", "strip", "row", "patch", "tap")
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -255,43 +282,72 @@ def _kind(op: Operator, params: Any) -> str:
     return "pointwise" if pointwise else "conv"
 
 
-def cost_features(kind: str, fmt: str, stats: WeightStats, units: int) -> dict[str, float]:
-    """The counts the cost model multiplies (see COSTS)."""
+def cost_features(kind: str, fmt: str, stats: WeightStats, units: int, taps: int = 1,
+                  sparse_units: int | None = None) -> dict[str, float]:
+    """The counts the cost model multiplies (see COSTS).  taps: KH*KW of a
+    convolution; sparse_units: the units a sparse kernel really computes
+    (pixels rounded up to whole tiles), default units."""
     rows, cols = stats.rows, stats.cols
-    f = {"call": 1.0, "row": float(units * rows)}
     if fmt == "dense":
-        f["mac"] = float(units * rows * cols)
+        f = {"call": 1.0, "row": float(units * rows), "mac": float(units * rows * cols)}
         if kind == "conv":
             f["patch"] = float(units * cols)
-    else:
-        entries, _, strips, _ = stats.blocks[int(fmt)]
-        f["entry"] = float(units * entries)
-        if fmt != "1":  # one row per strip: the row count says it
-            f["strip"] = float(units * strips)
-        if kind != "fc":
-            f["patch"] = float(units * cols)
+            f["tap"] = float(units * taps)
+        return f
+    u = units if sparse_units is None else sparse_units
+    entries, _, strips, _ = stats.blocks[int(fmt)]
+    f = {"call": 1.0, "row": float(u * rows), "entry": float(u * entries)}
+    if fmt != "1":  # one row per strip: the row count says it
+        f["strip"] = float(u * strips)
+    if kind != "fc":
+        f["patch"] = float(u * cols)
+    if kind == "conv":
+        f["tap"] = float(u * taps)
     return f
 
 
-def predict_ns(kind: str, isa: str, stats: WeightStats, units: int) -> dict[str, float]:
+def choose_tile(kind: str, pixels: int) -> int:
+    """Pixels per SIMD tile of a sparse convolution with this many output
+    pixels per image: 32 for pointwise layers (half the per-row costs of 16)
+    unless rounding up to 32 wastes much more than to 16 (a 6x6 map: 64 vs
+    48); 16 for others, whose long receptive fields make tiles large."""
+    if kind != "pointwise":
+        return 16
+    return 32 if -(-pixels // 32) * 32 <= 1.15 * (-(-pixels // 16) * 16) else 16
+
+
+def predict_ns(kind: str, isa: str, stats: WeightStats, units: int, taps: int = 1,
+               sparse_units: int | None = None) -> dict[str, float]:
     """Predicted kernel nanoseconds of the dense kernel and of each block size.
     units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D)."""
     table = COSTS.get(isa, COSTS["portable"])[kind]
     out = {}
     for fmt in ("dense", *(str(b) for b in BLOCKS)):
-        coef = table[fmt]
-        out[fmt] = sum(coef.get(k, 0.0) * v for k, v in cost_features(kind, fmt, stats, units).items())
+        features = cost_features(kind, fmt, stats, units, taps, sparse_units)
+        out[fmt] = sum(table[fmt].get(k, 0.0) * v for k, v in features.items())
     return out
 
 
-def _choose(policy: SparsePolicy, predicted: dict[str, float]) -> int | None:
+# "auto" considers a sparse format only where it drops at least this share of
+# the multiply-adds: below it the model's small-layer constants, not the
+# zeros, would decide (a 12x64 FULLY_CONNECTED with no zeros at all).
+AUTO_MIN_SKIPPED = 0.1
+
+
+def _choose(policy: SparsePolicy, predicted: dict[str, float], stats: WeightStats) -> int | None:
     """The block size to use, or None for dense."""
     if policy.mode == "off":
         return None
     if policy.block is not None:
-        best = policy.block
+        candidates = [policy.block]
+    elif policy.mode == "force":
+        candidates = list(BLOCKS)
     else:
-        best = min(BLOCKS, key=lambda b: predicted[str(b)])
+        total = stats.rows * stats.cols
+        candidates = [b for b in BLOCKS if stats.blocks[b][3] <= (1.0 - AUTO_MIN_SKIPPED) * total]
+        if not candidates:
+            return None
+    best = min(candidates, key=lambda b: predicted[str(b)])
     if policy.mode == "force":
         return best
     return best if predicted[str(best)] < predicted["dense"] else None
@@ -347,7 +403,14 @@ def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: Sp
     from . import isa as isa_mod
 
     isa = policy.isa or isa_mod.active()
-    predicted = predict_ns(kind, isa, stats, units)
+    taps, tile, sparse_units = 1, 0, units
+    if kind != "fc":
+        taps = p.filter.h * p.filter.w
+        if isa in TILE_ISAS:
+            pixels = p.output.h * p.output.w
+            tile = choose_tile(kind, pixels)
+            sparse_units = p.output.n * -(-pixels // tile) * tile
+    predicted = predict_ns(kind, isa, stats, units, taps, sparse_units)
     info = SparseLayer(
         step=step_index,
         op_index=op.index,
@@ -366,7 +429,7 @@ def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: Sp
     if cols > MAX_COLS:
         info.note = f"{cols} inputs per row: sparse indices are uint16"
         return step, info
-    block = _choose(policy, predicted)
+    block = _choose(policy, predicted, stats)
     if block is None:
         return step, info
 
@@ -382,11 +445,8 @@ def sparsify(graph: Graph, op: Operator, step: Step, step_index: int, policy: Sp
                   "pad_left", "input_offset", "output_offset", "act_min", "act_max")
         pointers = ("bias_folded", "multiplier", "shift")
         # Pixel tiles only where the instruction set has tile kernels: an MCU
-        # plan (portable) must not reserve scratch it never touches.  32
-        # pixels halve the per-row costs (index and weight loads, requantisation
-        # constants) of pointwise rows, which are short; the receptive field
-        # of other convolutions is long, and 16 keeps their scratch smaller.
-        q.tile = 0 if isa not in TILE_ISAS else (32 if kind == "pointwise" else 16)
+        # plan (portable) must not reserve scratch it never touches.
+        q.tile = tile
         kernel = lib.TRT_OP_SPARSE_CONV2D
     for name in fields + pointers:
         setattr(q, name, getattr(p, name))

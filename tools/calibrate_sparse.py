@@ -38,7 +38,15 @@ from runtime._native import lib  # noqa: E402
 from runtime.backends.c import CModel  # noqa: E402
 from runtime.graph import parse_model  # noqa: E402
 from runtime.prune import prune_model  # noqa: E402
-from runtime.sparse import BLOCKS, FEATURES, SparsePolicy, cost_features, weight_stats  # noqa: E402
+from runtime.sparse import (  # noqa: E402
+    BLOCKS,
+    FEATURES,
+    TILE_ISAS,
+    SparsePolicy,
+    choose_tile,
+    cost_features,
+    weight_stats,
+)
 
 # Shapes of the shipped MLPerf Tiny models' layers and around them.
 SHAPES: dict[str, list[dict[str, Any]]] = {
@@ -67,25 +75,31 @@ PATTERNS = ((1, 1), (8, 1))
 FORMATS = ("dense", *(str(b) for b in BLOCKS))
 
 
-def layer_units(graph: Any) -> tuple[str, int]:
+def layer_units(graph: Any, isa: str) -> tuple[str, int, int, int]:
+    """kind, units, taps and the units a sparse kernel computes (whole tiles)."""
     op = graph.operators[0]
     out = graph.tensors[op.outputs[0]]
     if op.opcode == "FULLY_CONNECTED":
         w = graph.tensors[op.inputs[1]]
-        return "fc", out.size // w.shape[0]
+        units = out.size // w.shape[0]
+        return "fc", units, 1, units
     w = graph.tensors[op.inputs[1]]
     n, oh, ow, _ = out.shape
     _, kh, kw, _ = w.shape
     x = graph.tensors[op.inputs[0]]
     stride = int(op.options.get("stride_h", 1)), int(op.options.get("stride_w", 1))
-    pointwise = kh == kw == 1 and stride == (1, 1) and x.shape[1:3] == out.shape[1:3]
-    return ("pointwise" if pointwise else "conv"), n * oh * ow
+    kind = "pointwise" if kh == kw == 1 and stride == (1, 1) and x.shape[1:3] == out.shape[1:3] else "conv"
+    sparse_units = n * oh * ow
+    if isa in TILE_ISAS:
+        tile = choose_tile(kind, oh * ow)
+        sparse_units = n * -(-(oh * ow) // tile) * tile
+    return kind, n * oh * ow, kh * kw, sparse_units
 
 
 def measure(data: bytes, isa: str, rounds: int, budget_ms: float) -> list[dict[str, Any]]:
     """Kernel ns of every format of one pruned layer, interleaved."""
     graph = parse_model(data)
-    kind, units = layer_units(graph)
+    kind, units, taps, sparse_units = layer_units(graph, isa)
     w = np.asarray(graph.tensors[graph.operators[0].inputs[1]].data)
     stats = weight_stats(w.reshape(w.shape[0], -1))
     contenders = []
@@ -105,7 +119,7 @@ def measure(data: bytes, isa: str, rounds: int, budget_ms: float) -> list[dict[s
     for c in contenders:
         out.append({
             "kind": kind, "format": c.name, "units": units, "rows": stats.rows, "cols": stats.cols,
-            "sparsity": stats.sparsity, "features": cost_features(kind, c.name, stats, units),
+            "sparsity": stats.sparsity, "features": cost_features(kind, c.name, stats, units, taps, sparse_units),
             "ns": float(np.median(c.samples)) * 1e6,
         })
     return out
