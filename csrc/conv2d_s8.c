@@ -273,7 +273,8 @@ static void run_direct(const trt_ukernels *uk, const trt_conv2d_params *p,
                                      p->weights + (ky * kw + kx_lo) * fc, k,
                                      (kx_hi - kx_lo) * fc, oc0, oc1, acc, 0, 1);
                         }
-                        for (int32_t j = 0; j < n; ++j) {
+                        /* (a row inside the image has no outside taps) */
+                        for (int32_t j = 0; (kx_lo > 0 || kx_hi < kw) && j < n; ++j) {
                             acc[j] += outside_taps(p, oc0 + j, ky, 0, kx_lo) +
                                       outside_taps(p, oc0 + j, ky, kx_hi, kw);
                         }

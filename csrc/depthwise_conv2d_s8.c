@@ -174,6 +174,11 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
                                 block + (int64_t)px * width + (c - c0));
                 }
             }
+            if (width == out_c) {
+                /* one block of every channel: the same layout, one copy */
+                memcpy(output_n, block, (size_t)pixels * (size_t)width);
+                continue;
+            }
             for (int32_t px = 0; px < pixels; ++px) {
                 memcpy(output_n + (int64_t)px * out_c + c0,
                        block + (int64_t)px * width, (size_t)width);

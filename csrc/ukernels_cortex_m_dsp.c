@@ -397,49 +397,209 @@ static void requantize(const int32_t *acc, const int32_t *bias,
     }
 }
 
-/* Four channels of one tap: a0..a3 += x[c] * w[c]. */
-#define TRT_DSP_TAP4(xp, wp)                                                 \
-    do {                                                                     \
-        const int32_t xv_ = load4(xp), wv_ = load4(wp);                      \
-        const int32_t xe_ = ext_even(xv_), xo_ = ext_odd(xv_);               \
-        const int32_t we_ = ext_even(wv_), wo_ = ext_odd(wv_);               \
-        a0 = __smlabb(xe_, we_, a0);                                         \
-        a2 = __smlatt(xe_, we_, a2);                                         \
-        a1 = __smlabb(xo_, wo_, a1);                                         \
-        a3 = __smlatt(xo_, wo_, a3);                                         \
-    } while (0)
+/* The slow path of the assembly's requantisation (left shifts, |x| >=
+ * 2^30): requantize(x, m, shift) + off, saturated to int8.  Called by name
+ * from dw_pixel. */
+int32_t trt_dsp_rq8_slow(int32_t x, int32_t m, int32_t shift, int32_t off);
 
-static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
-                     int32_t w_stride, int32_t n, const int32_t *bias,
-                     const int32_t *mult, const int32_t *shift,
-                     int32_t out_offset, int32_t act_min, int32_t act_max,
-                     int8_t *out) {
+__attribute__((used, noinline)) int32_t trt_dsp_rq8_slow(int32_t x, int32_t m,
+                                                         int32_t shift,
+                                                         int32_t off) {
+    return __ssat((int32_t)((uint32_t)trt_requantize(x, m, shift) + (uint32_t)off), 8);
+}
+
+/* One tap of four channels: r0 walks the tap pointers, r8 is the channel
+ * offset, the weights are at `w`; r4..r7 += x[c + j] * w[j]. */
+#define TRT_DSP_DW_TAP(w)                                                    \
+    "ldr    r10, [r0], #4\n\t"                                               \
+    "ldr    r10, [r10, r8]\n\t"                                              \
+    "ldr    r12, " w "\n\t"                                                  \
+    "sxtb16 r11, r10\n\t"                                                    \
+    "sxtb16 r10, r10, ror #8\n\t"                                            \
+    "sxtb16 lr, r12\n\t"                                                     \
+    "sxtb16 r12, r12, ror #8\n\t"                                            \
+    "smlabb r4, r11, lr, r4\n\t"                                             \
+    "smlatt r6, r11, lr, r6\n\t"                                             \
+    "smlabb r5, r10, r12, r5\n\t"                                            \
+    "smlatt r7, r10, r12, r7\n\t"
+
+/* Requantise accumulator `a` in place (see rq8): r0 / r1 walk the
+ * multipliers / shifts, r2 = 2 * out_offset + 1; the slow path is out of
+ * line. */
+#define TRT_DSP_DW_RQ(a, slow, back)                                         \
+    "ldr    r3, [r1], #4\n\t"                                                \
+    "ldr    r12, [r0], #4\n\t"                                               \
+    "mvns   r3, r3\n\t" /* -shift - 1; negative (N) for a left shift */      \
+    "bmi    " slow "f\n\t"                                                   \
+    "adds   r9, " a ", " a "\n\t"                                            \
+    "bvs    " slow "f\n\t"                                                   \
+    "asr    r10, " a ", #31\n\t"                                             \
+    "smmlar r9, r9, r12, r10\n\t"                                            \
+    "asr    r9, r9, r3\n\t"                                                  \
+    "add    r9, r9, r2\n\t"                                                  \
+    "ssat   " a ", #8, r9, asr #1\n\t"                                       \
+    back ":\n\t"
+
+/* trt_dsp_rq8_slow(a, multiplier, shift, out_offset), registers kept. */
+#define TRT_DSP_DW_SLOW(a, slow, back)                                       \
+    slow ":\n\t"                                                             \
+    "push   {r0-r2, lr}\n\t"                                                 \
+    "mvn    r2, r3\n\t"                                                      \
+    "mov    r0, " a "\n\t"                                                   \
+    "mov    r1, r12\n\t"                                                     \
+    "ldr    r3, [sp, #104]\n\t" /* out_offset, 16 bytes further now */      \
+    "bl     trt_dsp_rq8_slow\n\t"                                            \
+    "mov    " a ", r0\n\t"                                                   \
+    "pop    {r0-r2, lr}\n\t"                                                 \
+    "b      " back "b\n\t"
+
+static void dw_pixel_any(const int8_t *const *x, int32_t taps, const int8_t *w,
+                         int32_t w_stride, int32_t n, const int32_t *bias,
+                         const int32_t *mult, const int32_t *shift,
+                         int32_t out_offset, int32_t act_min, int32_t act_max,
+                         int8_t *out);
+
+/* The table's dw_pixel.  For n a multiple of 4 and an activation range
+ * inside int8 (every MLPerf layer) it does the whole pixel: each group of
+ * four channels runs its taps (three per iteration) with the accumulators
+ * in r4..r7 from the bias on, then the requantisation, the activation clamp
+ * and one word stored.  11 instructions per tap of 4 MACs; about 11 per
+ * output channel after.  Other calls go on to dw_pixel_any (a tail call:
+ * the arguments are untouched).
+ *
+ * Frame: 36 bytes pushed, 36 of locals ([sp] x, taps, w, w_stride,
+ * [sp+16] 2 * out_offset + 1, [sp+20] act_min / [sp+24] act_max in each
+ * byte, [sp+28] non-zero when the activation range is narrower than int8),
+ * so the stack arguments start at sp+72: n, bias, mult, shift, out_offset,
+ * act_min, act_max, out. */
+__attribute__((naked, noinline)) static void
+dw_pixel(TRT_ASM_ARG const int8_t *const *x, TRT_ASM_ARG int32_t taps,
+          TRT_ASM_ARG const int8_t *w, TRT_ASM_ARG int32_t w_stride,
+          TRT_ASM_ARG int32_t n, TRT_ASM_ARG const int32_t *bias,
+          TRT_ASM_ARG const int32_t *mult, TRT_ASM_ARG const int32_t *shift,
+          TRT_ASM_ARG int32_t out_offset, TRT_ASM_ARG int32_t act_min,
+          TRT_ASM_ARG int32_t act_max, TRT_ASM_ARG int8_t *out) {
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push   {r4-r11, lr}\n\t"
+        "ldr    r4, [sp, #36]\n\t" /* n */
+        "ldrd   r6, r7, [sp, #56]\n\t" /* act_min, act_max */
+        "tst    r4, #3\n\t"
+        "bne    18f\n\t"
+        "cmn    r6, #128\n\t"
+        "blt    18f\n\t"
+        "cmp    r7, #127\n\t"
+        "bgt    18f\n\t"
+        "cmp    r6, r7\n\t"
+        "bgt    18f\n\t"
+        "sub    sp, sp, #36\n\t"
+        "stm    sp, {r0-r3}\n\t"
+        "ldr    r4, [sp, #88]\n\t" /* out_offset */
+        "add    r4, r4, r4\n\t"
+        "add    r4, r4, #1\n\t"
+        "str    r4, [sp, #16]\n\t"
+        "ldrd   r4, r5, [sp, #92]\n\t" /* act_min, act_max */
+        "movs   r6, #0\n\t"
+        "cmn    r4, #128\n\t"
+        "bne    7f\n\t"
+        "cmp    r5, #127\n\t"
+        "beq    8f\n\t"
+        "7:\n\t" /* a narrower range: the bounds in every byte */
+        "movs   r6, #1\n\t"
+        "uxtb   r4, r4\n\t"
+        "orr    r4, r4, r4, lsl #8\n\t"
+        "orr    r4, r4, r4, lsl #16\n\t"
+        "uxtb   r5, r5\n\t"
+        "orr    r5, r5, r5, lsl #8\n\t"
+        "orr    r5, r5, r5, lsl #16\n\t"
+        "strd   r4, r5, [sp, #20]\n\t"
+        "8:\n\t"
+        "str    r6, [sp, #28]\n\t"
+        "movs   r8, #0\n\t" /* the channel offset of the group */
+        "ldr    r3, [sp, #72]\n\t"
+        "cmp    r3, #0\n\t"
+        "ble    9f\n\t"
+        "1:\n\t"
+        "ldr    r9, [sp, #76]\n\t"
+        "add    r9, r9, r8, lsl #2\n\t"
+        "ldm    r9, {r4-r7}\n\t" /* the accumulators start at the bias */
+        "ldm    sp, {r0-r3}\n\t" /* x, taps, w, w_stride */
+        "add    r2, r2, r8\n\t"
+        "add    r9, r3, r3\n\t"
+        "subs   r1, r1, #3\n\t"
+        "blt    3f\n\t"
+        "2:\n\t"
+        TRT_DSP_DW_TAP("[r2]")
+        TRT_DSP_DW_TAP("[r2, r3]")
+        TRT_DSP_DW_TAP("[r2, r9]")
+        "add    r2, r2, r9\n\t"
+        "add    r2, r2, r3\n\t"
+        "subs   r1, r1, #3\n\t"
+        "bge    2b\n\t"
+        "3:\n\t"
+        "adds   r1, r1, #3\n\t"
+        "beq    5f\n\t"
+        "4:\n\t"
+        TRT_DSP_DW_TAP("[r2]")
+        "add    r2, r2, r3\n\t"
+        "subs   r1, r1, #1\n\t"
+        "bne    4b\n\t"
+        "5:\n\t"
+        "ldrd   r0, r1, [sp, #80]\n\t" /* mult, shift */
+        "add    r0, r0, r8, lsl #2\n\t"
+        "add    r1, r1, r8, lsl #2\n\t"
+        "ldr    r2, [sp, #16]\n\t"
+        TRT_DSP_DW_RQ("r4", "10", "11")
+        TRT_DSP_DW_RQ("r5", "12", "13")
+        TRT_DSP_DW_RQ("r6", "14", "15")
+        TRT_DSP_DW_RQ("r7", "16", "17")
+        "bfi    r4, r5, #8, #8\n\t"
+        "bfi    r4, r6, #16, #8\n\t"
+        "bfi    r4, r7, #24, #8\n\t"
+        "ldr    r3, [sp, #28]\n\t"
+        "cmp    r3, #0\n\t"
+        "beq    6f\n\t"
+        "ldrd   r10, r11, [sp, #20]\n\t"
+        "ssub8  r9, r4, r10\n\t"
+        "sel    r4, r4, r10\n\t"
+        "ssub8  r9, r11, r4\n\t"
+        "sel    r4, r4, r11\n\t"
+        "6:\n\t"
+        "ldr    r3, [sp, #100]\n\t" /* out */
+        "str    r4, [r3, r8]\n\t"
+        "add    r8, r8, #4\n\t"
+        "ldr    r3, [sp, #72]\n\t"
+        "cmp    r8, r3\n\t"
+        "blt    1b\n\t"
+        "9:\n\t"
+        "add    sp, sp, #36\n\t"
+        "pop    {r4-r11, pc}\n\t"
+        "18:\n\t"
+        "pop    {r4-r11, lr}\n\t"
+        "b      dw_pixel_any\n\t"
+        TRT_DSP_DW_SLOW("r4", "10", "11")
+        TRT_DSP_DW_SLOW("r5", "12", "13")
+        TRT_DSP_DW_SLOW("r6", "14", "15")
+        TRT_DSP_DW_SLOW("r7", "16", "17"));
+}
+
+/* Any n or activation range: dw_pixel for the groups of four, C for the
+ * rest.  Branched to by name from dw_pixel. */
+__attribute__((used, noinline)) static void
+dw_pixel_any(const int8_t *const *x, int32_t taps, const int8_t *w,
+             int32_t w_stride, int32_t n, const int32_t *bias,
+             const int32_t *mult, const int32_t *shift, int32_t out_offset,
+             int32_t act_min, int32_t act_max, int8_t *out) {
     if (!act_in_int8(act_min, act_max)) {
         trt_ukernels_portable.dw_pixel(x, taps, w, w_stride, n, bias, mult,
                                        shift, out_offset, act_min, act_max, out);
         return;
     }
+    const int32_t body = n & ~3;
+    dw_pixel(x, taps, w, w_stride, body, bias, mult, shift, out_offset,
+             act_min, act_max, out);
     const trt_dsp_out o = out_stage(out_offset, act_min, act_max);
-    int32_t c = 0;
-    /* Four channels at a time, their accumulators in registers across all
-     * taps; 3x3 windows (every MLPerf depthwise layer) fully unrolled. */
-    for (; c + 4 <= n; c += 4) {
-        int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2],
-                a3 = bias[c + 3];
-        const int8_t *wp = w + c;
-        if (taps == 9) {
-#pragma GCC unroll 9
-            for (int32_t t = 0; t < 9; ++t, wp += w_stride) {
-                TRT_DSP_TAP4(x[t] + c, wp);
-            }
-        } else {
-            for (int32_t t = 0; t < taps; ++t, wp += w_stride) {
-                TRT_DSP_TAP4(x[t] + c, wp);
-            }
-        }
-        store4(out + c, finish4(a0, a1, a2, a3, mult + c, shift + c, &o));
-    }
-    for (; c < n; ++c) {
+    for (int32_t c = body; c < n; ++c) {
         int32_t a = bias[c];
         for (int32_t t = 0; t < taps; ++t) {
             a += (int32_t)x[t][c] * (int32_t)w[t * w_stride + c];
