@@ -64,6 +64,9 @@ class LayerSpec:
     macs: int
     cmsis_nn: float  # instructions per MAC, /work/shared/ANCHORS.md (Cortex-M4)
     fc_fixed_point: bool = True
+    # The same computation as the CMSIS-NN figure (CMSIS-NN convolves through
+    # im2col and rescales FULLY_CONNECTED in fixed point): the goal applies.
+    goal: bool = True
 
 
 LAYERS: tuple[LayerSpec, ...] = (
@@ -74,11 +77,11 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("VWW depthwise 3x3 s2 ->24x24x16", "vww_96_int8", 3, 82_944, 8.36),
     LayerSpec("VWW pointwise 24x24x16->32", "vww_96_int8", 4, 294_912, 3.96),
     LayerSpec("IC conv 3x3 32x32x16->16", "pretrainedResnet_quant", 1, 2_359_296, 2.33),
-    LayerSpec("IC conv 3x3 32x32x16->16 (direct)", "pretrainedResnet_quant", 2, 2_359_296, 2.33),
+    LayerSpec("IC conv 3x3 32x32x16->16 (direct)", "pretrainedResnet_quant", 2, 2_359_296, 2.33, goal=False),
     LayerSpec("FC 640->128", "ad01_int8", 0, 81_920, 1.96),
     LayerSpec("FC 256->10", None, -1, 2_560, 2.16),
-    LayerSpec("FC 640->128 (double rescale)", "ad01_int8", 0, 81_920, 1.96, fc_fixed_point=False),
-    LayerSpec("FC 256->10 (double rescale)", None, -1, 2_560, 2.16, fc_fixed_point=False),
+    LayerSpec("FC 640->128 (double rescale)", "ad01_int8", 0, 81_920, 1.96, fc_fixed_point=False, goal=False),
+    LayerSpec("FC 256->10 (double rescale)", None, -1, 2_560, 2.16, fc_fixed_point=False, goal=False),
 )
 
 # The shipped int8 models measured whole.
@@ -195,6 +198,7 @@ class LayerResult:
     bit_exact: bool = True  # DSP = portable = host C backend (and CMSIS-NN = host, when run)
     invoke_portable: int = 0  # the whole model_invoke (input/output copies included)
     invoke_dsp: int = 0
+    comparable: bool = True  # LayerSpec.goal: the same computation as the CMSIS-NN figure
 
     @property
     def portable_per_mac(self) -> float:
@@ -223,7 +227,7 @@ class LayerResult:
             "dsp_per_mac": round(self.dsp_per_mac, 3),
             "cmsis_nn_anchor_per_mac": self.cmsis_nn_anchor,
             "cmsis_nn_per_mac": None if self.cmsis_nn is None else round(self.cmsis_nn / self.macs, 3),
-            "goal_met": self.goal_met,
+            "goal_met": self.goal_met if self.comparable else None,
             "bit_exact": self.bit_exact,
         }
 
@@ -363,7 +367,7 @@ def measure(
             LayerResult(layer.spec.name, layer.spec.macs, rp.step_instructions[0], rd.step_instructions[0],
                         layer.spec.cmsis_nn, c_count, bit_exact=not any(p.startswith(layer.spec.name + ":")
                                                                         for p in problems),
-                        invoke_portable=rp.instructions, invoke_dsp=rd.instructions)
+                        invoke_portable=rp.instructions, invoke_dsp=rd.instructions, comparable=layer.spec.goal)
         )
     model_results = []
     for j, name in enumerate(models):
@@ -421,7 +425,8 @@ def format_layers(m: Measurement) -> str:
         row = [r.name, f"{r.macs:,}", f"{r.portable_per_mac:.2f}", f"{r.dsp_per_mac:.2f}", f"{r.cmsis_nn_anchor:.2f}"]
         if live:
             row.append("n/a" if r.cmsis_nn is None else f"{r.cmsis_nn / r.macs:.2f}")
-        row += [f"{r.dsp_per_mac / r.reference_per_mac:.2f}", "met" if r.goal_met else "NOT met"]
+        goal = ("met" if r.goal_met else "NOT met") if r.comparable else "n/a (CMSIS-NN: im2col, fixed point)"
+        row += [f"{r.dsp_per_mac / r.reference_per_mac:.2f}", goal]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -166,7 +166,12 @@ static void check_dots(const trt_ukernels *u, tally *t1, tally *t2) {
     const int32_t k = chance(10) ? rnd_in(0, 2000) : rnd_len(300);
     const int32_t ws = k + (chance(50) ? 0 : rnd_in(1, 20));
     const int mode = (int)(rnd() % VAL_MODES);
-    int8_t *x0 = at_end(0, (size_t)k), *x1 = at_end(1, (size_t)k);
+    /* Half the time the two rows are one buffer w_stride apart, as the
+     * grouped im2col path passes them (the DSP table's 2x2 blocks then use
+     * one offset for rows and weights); the second row ends at the guard. */
+    const int adjacent = chance(50);
+    int8_t *x0 = at_end(0, (size_t)(adjacent ? ws + k : k));
+    int8_t *x1 = adjacent ? x0 + ws : at_end(1, (size_t)k);
     int8_t *w = at_end(2, (size_t)(3 * ws + k));
     fill_i8(x0, k, mode);
     fill_i8(x1, k, chance(50) ? mode : VAL_UNIFORM);
@@ -362,8 +367,12 @@ static void check_gemm(const trt_ukernels *u, tally *t, tally *tf) {
     double *scale = use_scale ? at_end(5, 8 * (size_t)np) : NULL;
     const int8_t *x[TRT_GEMM_MR];
     int8_t *oa[TRT_GEMM_MR], *ob[TRT_GEMM_MR];
+    /* Rows k bytes apart in one buffer (pointwise pixels, im2col patches:
+     * the DSP table's 2x2 path) or in separate ones. */
+    const int contiguous = chance(50);
+    int8_t *block = contiguous ? at_end(6, (size_t)m * (size_t)k) : NULL;
     for (int32_t r = 0; r < m; ++r) {
-        int8_t *row = at_end(6 + r, (size_t)k);
+        int8_t *row = contiguous ? block + (int64_t)r * k : at_end(6 + r, (size_t)k);
         fill_i8(row, k, chance(80) ? mode : VAL_UNIFORM);
         x[r] = row;
         oa[r] = at_end(12 + r, (size_t)n);
