@@ -608,6 +608,72 @@ dw_pixel_any(const int8_t *const *x, int32_t taps, const int8_t *w,
     }
 }
 
+/* trt_finish_f64 in integer arithmetic: these cores have no double
+ * precision FPU, and the soft-float calls cost some 600 instructions per
+ * output.  Exact: with scale = m * 2^e (m the 53-bit significand) the
+ * product a * m (a = |acc|) is at most 85 bits, held as hi * 2^32 + lo;
+ * rounding it to 53 significant bits, nearest-even, is what the double
+ * multiply does, and the half-away-from-zero rounding of that value to an
+ * integer (saturating like ARM's conversion: this file is ARM only) is what
+ * trt_round_to_i32 does; negative products mirror positive ones.  Zero,
+ * negative or non-normal scales (never planned) take trt_finish_f64. */
+static int8_t finish_f64(int32_t acc, double scale, int32_t out_offset,
+                         int32_t act_min, int32_t act_max) {
+    union {
+        double d;
+        uint64_t u;
+    } v;
+    v.d = scale;
+    const uint32_t bexp = (uint32_t)(v.u >> 52) & 0x7ffu;
+    if ((v.u >> 63) || bexp == 0 || bexp == 0x7ffu || acc == 0) {
+        return trt_finish_f64(acc, scale, out_offset, act_min, act_max);
+    }
+    const uint64_t m = (v.u & ((1ULL << 52) - 1)) | (1ULL << 52);
+    const int32_t e = (int32_t)bexp - 1075;
+    const uint32_t a = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    const uint64_t lo = (uint64_t)a * (uint32_t)m;
+    const uint64_t hi = (uint64_t)a * (uint32_t)(m >> 32) + (lo >> 32);
+    const uint32_t lo32 = (uint32_t)lo;
+    /* bits below the 53 kept: the product has 96 - clz(hi) bits, hi >= 2^20 */
+    const int32_t s = 43 - __builtin_clzll(hi);
+    uint64_t q;
+    if (s == 0) {
+        q = (hi << 32) | lo32;
+    } else {
+        uint32_t rem, half;
+        if (s == 32) {
+            q = hi;
+            rem = lo32;
+            half = 1u << 31;
+        } else {
+            q = (hi << (32 - s)) | (lo32 >> s);
+            rem = lo32 & ((1u << s) - 1u);
+            half = 1u << (s - 1);
+        }
+        if (rem > half || (rem == half && (q & 1u))) {
+            ++q;
+        }
+    }
+    /* |acc * scale| as a double is q * 2^f, q < 2^54 */
+    const int32_t f = s + e;
+    uint64_t r;
+    if (f >= 0) {
+        r = UINT64_MAX; /* at least 2^52: out of int32 range */
+    } else if (f < -54) {
+        r = 0;
+    } else {
+        r = (q + (1ULL << (-f - 1))) >> -f;
+    }
+    int32_t x;
+    if (acc > 0) {
+        x = r > (uint64_t)INT32_MAX ? INT32_MAX : (int32_t)r;
+    } else {
+        x = r >= (1ULL << 31) ? INT32_MIN : -(int32_t)r;
+    }
+    x = (int32_t)((uint32_t)x + (uint32_t)out_offset);
+    return (int8_t)trt_clamp(x, act_min, act_max);
+}
+
 /* The output stage of the GEMM: the Q31 rescale, or TFLite's reference
  * FULLY_CONNECTED rescale in double when scale is set. */
 typedef struct {
@@ -627,17 +693,17 @@ static uint32_t gemm_finish4(const trt_dsp_gemm_out *g, int32_t oc,
     }
     const trt_dsp_out *o = &g->o;
     const double *s = g->scale + oc;
-    return pack4(trt_finish_f64(a0 + b[0], s[0], o->off, o->act_min, o->act_max),
-                 trt_finish_f64(a1 + b[1], s[1], o->off, o->act_min, o->act_max),
-                 trt_finish_f64(a2 + b[2], s[2], o->off, o->act_min, o->act_max),
-                 trt_finish_f64(a3 + b[3], s[3], o->off, o->act_min, o->act_max));
+    return pack4(finish_f64(a0 + b[0], s[0], o->off, o->act_min, o->act_max),
+                 finish_f64(a1 + b[1], s[1], o->off, o->act_min, o->act_max),
+                 finish_f64(a2 + b[2], s[2], o->off, o->act_min, o->act_max),
+                 finish_f64(a3 + b[3], s[3], o->off, o->act_min, o->act_max));
 }
 
 static int8_t gemm_finish1(const trt_dsp_gemm_out *g, int32_t oc, int32_t a) {
     a += g->bias[oc];
     if (g->scale) {
-        return trt_finish_f64(a, g->scale[oc], g->o.off, g->o.act_min,
-                              g->o.act_max);
+        return finish_f64(a, g->scale[oc], g->o.off, g->o.act_min,
+                          g->o.act_max);
     }
     return finish1(a, g->mult[oc], g->shift[oc], &g->o);
 }
