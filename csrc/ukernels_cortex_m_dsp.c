@@ -127,25 +127,33 @@ static trt_dsp_out out_stage(int32_t out_offset, int32_t act_min,
     return o;
 }
 
+/* The rare path of rq8 (left shifts, |x| >= 2^30), out of line: the
+ * zero point wraps as the portable kernel's int32 add does.  Also called by
+ * name from the depthwise assembly. */
+int32_t trt_dsp_rq8_slow(int32_t x, int32_t m, int32_t shift, int32_t off);
+
+__attribute__((used, noinline)) int32_t trt_dsp_rq8_slow(int32_t x, int32_t m,
+                                                         int32_t shift,
+                                                         int32_t off) {
+    return __ssat((int32_t)((uint32_t)trt_requantize(x, m, shift) + (uint32_t)off), 8);
+}
+
 /* requantize(x, m, shift) + out_offset saturated to int8 (the activation
  * clamp comes after, on packed bytes).  See the top of the file. */
 TRT_INLINE int32_t rq8(int32_t x, int32_t m, int32_t shift,
                        const trt_dsp_out *o) {
     int32_t x2;
-    if (shift < 0 && !__builtin_add_overflow(x, x, &x2)) {
+    if (__builtin_expect(shift < 0 && !__builtin_add_overflow(x, x, &x2), 1)) {
         const int32_t t = smmlar(x2, m, x >> 31) >> (-shift - 1);
         return ssat8_half(t + o->off2p1);
     }
-    /* the zero point wraps as the portable kernel's int32 add does */
-    const int32_t r = (int32_t)((uint32_t)trt_requantize(x, m, shift) +
-                                (uint32_t)o->off);
-    return __ssat(r, 8);
+    return trt_dsp_rq8_slow(x, m, shift, o->off);
 }
 
 /* trt_requantize(x, m, shift) for shift < 0, e1 = -shift - 1. */
 TRT_INLINE int32_t rq_right(int32_t x, int32_t m, int32_t e1) {
     int32_t x2;
-    if (!__builtin_add_overflow(x, x, &x2)) {
+    if (__builtin_expect(!__builtin_add_overflow(x, x, &x2), 1)) {
         return ((smmlar(x2, m, x >> 31) >> e1) + 1) >> 1;
     }
     return trt_requantize(x, m, -e1 - 1);
@@ -395,17 +403,6 @@ static void requantize(const int32_t *acc, const int32_t *bias,
     for (; c < n; ++c) {
         out[c] = finish1(acc[c] + (bias ? bias[c] : 0), mult[c], shift[c], &o);
     }
-}
-
-/* The slow path of the assembly's requantisation (left shifts, |x| >=
- * 2^30): requantize(x, m, shift) + off, saturated to int8.  Called by name
- * from dw_pixel. */
-int32_t trt_dsp_rq8_slow(int32_t x, int32_t m, int32_t shift, int32_t off);
-
-__attribute__((used, noinline)) int32_t trt_dsp_rq8_slow(int32_t x, int32_t m,
-                                                         int32_t shift,
-                                                         int32_t off) {
-    return __ssat((int32_t)((uint32_t)trt_requantize(x, m, shift) + (uint32_t)off), 8);
 }
 
 /* One tap of four channels: r0 walks the tap pointers, r8 is the channel
