@@ -66,54 +66,56 @@ TILE_ISAS = ("avx2",)  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
 # with the dense kernel, least squares per kind and format) on the machine
 # COSTS_PROVENANCE names; rerun it on another class of machine and paste
 # its output here.  Near the break-even point the two choices differ by
-# little: the worst picks cost 1.1-1.5x on layers of 10-30 us where the
-# timings themselves scatter by 10% on this shared machine.
+# little; the worst picks cost 1.1-1.4x on layers of 1-60 us, where the
+# timings of this shared machine scatter by about 10%.  FULLY_CONNECTED's
+# per-row cost is one coefficient for all formats: they rescale with the
+# same code.
 COSTS_PROVENANCE = "tools/calibrate_sparse.py on AMD EPYC (x86_64), 2026-11-28"
 COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     "portable": {
         "fc": {
-            "dense": {"call": 1205, "mac": 0.1033, "row": 2.067},
-            "1": {"call": 1017, "entry": 0.7874, "row": 2.22},
-            "4": {"call": 1189, "entry": 3.39, "strip": 0.2286, "row": 0.9144},
-            "8": {"call": 1173, "entry": 6.435, "strip": 0.08997, "row": 0.7198},
+            "dense": {"row": 3.413, "call": 446.9, "mac": 0.1038},
+            "1": {"row": 3.413, "call": 403.2, "entry": 0.7669},
+            "4": {"row": 3.413, "call": 337, "entry": 3.308},
+            "8": {"row": 3.413, "call": 300.9, "entry": 6.216},
         },
         "pointwise": {
-            "dense": {"call": 5645, "mac": 0.0771, "row": 5.404},
-            "1": {"call": 1717, "entry": 0.8193, "row": 5.359},
-            "4": {"call": 2927, "entry": 3.553, "strip": 0.9611, "row": 3.844},
-            "8": {"call": 3058, "entry": 6.761, "strip": 0.4581, "row": 3.665},
+            "dense": {"mac": 0.07747, "row": 5.402},
+            "1": {"call": 276.5, "entry": 0.7021, "row": 5.188},
+            "4": {"call": 99.18, "entry": 3.193, "strip": 0.9693, "row": 3.877},
+            "8": {"call": 44.02, "entry": 6.091, "strip": 0.457, "row": 3.656},
         },
         "conv": {
-            "dense": {"call": 8320, "mac": 0.104, "tap": 36.25},
-            "1": {"call": 2673, "entry": 3.272, "tap": 15.55},
-            "4": {"call": 2769, "entry": 6.977, "tap": 7.841},
-            "8": {"call": 2386, "entry": 11.68, "strip": 0.08645, "row": 0.6916, "tap": 5.082},
+            "dense": {"call": 1.678e+04, "mac": 0.08906, "tap": 26.3},
+            "1": {"call": 1.377e+04, "entry": 2.935, "tap": 15.58},
+            "4": {"call": 1.441e+04, "entry": 6.482, "tap": 7.729},
+            "8": {"call": 1.385e+04, "entry": 10.9, "tap": 6.346},
         },
     },
     "avx2": {
         "fc": {
-            "dense": {"call": 362.8, "mac": 0.03283},
-            "1": {"call": 209.3, "entry": 0.773, "row": 6.501},
-            "4": {"call": 254.3, "entry": 0.5024, "strip": 1.098, "row": 4.392},
-            "8": {"call": 266.9, "entry": 0.5321, "strip": 0.5373, "row": 4.299},
+            "dense": {"row": 1.407, "call": 295.4, "mac": 0.026},
+            "1": {"row": 1.407, "call": 591.8, "entry": 0.8071},
+            "4": {"row": 1.407, "call": 295.1, "entry": 0.4931, "strip": 9.571},
+            "8": {"row": 1.407, "call": 296.5, "entry": 0.5344, "strip": 17.77},
         },
         "pointwise": {
-            "dense": {"call": 121.5, "mac": 0.01382, "row": 0.8689},
-            "1": {"call": 495.4, "entry": 0.03835, "row": 0.5564},
-            "4": {"entry": 0.1086, "strip": 0.183, "row": 0.7321},
-            "8": {"entry": 0.2214, "strip": 0.09513, "row": 0.761},
+            "dense": {"call": 841.5, "mac": 0.01415, "row": 0.7918},
+            "1": {"call": 636, "entry": 0.03881, "row": 0.4724, "patch": 0.1517},
+            "4": {"entry": 0.1081, "strip": 0.1631, "row": 0.6522, "patch": 0.1494},
+            "8": {"entry": 0.2191, "strip": 0.08584, "row": 0.6867, "patch": 0.1442},
         },
         "conv": {
-            "dense": {"mac": 0.01325, "row": 1.621, "patch": 0.08869, "tap": 0.7933},
-            "1": {"entry": 0.04754, "row": 0.8993, "patch": 0.07566, "tap": 2.452},
-            "4": {"entry": 0.1166, "strip": 0.2148, "row": 0.8593, "patch": 0.08392, "tap": 2.531},
-            "8": {"entry": 0.2289, "strip": 0.105, "row": 0.8399, "patch": 0.09129, "tap": 2.589},
+            "dense": {"mac": 0.01331, "row": 1.266, "tap": 2.693},
+            "1": {"entry": 0.04303, "row": 1.094, "tap": 3.754},
+            "4": {"entry": 0.1038, "strip": 0.2354, "row": 0.9415, "patch": 0.01079, "tap": 4.088},
+            "8": {"entry": 0.2091, "strip": 0.1372, "row": 1.098, "tap": 3.893},
         },
     },
 }
 # Fit quality on the calibration layers (dense vs the predicted best sparse format):
-#   portable: 245/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.531 at ('conv', 125, 64, 40, 0.5008, '8x1'), median |error| 7.4%
-#   avx2: 229/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.449 at ('pointwise', 125, 64, 64, 0.5, '1x1'), median |error| 10.8%
+#   portable: 246/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.429 at ('conv', 125, 64, 40, 0.9, '1x1'), median |error| 3.6%
+#   avx2: 237/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.394 at ('fc', 1, 640, 128, 0.9, '8x1'), median |error| 9.0%
 # A table a machine lacks falls back to "portable".
 FEATURES = ("call", "mac", "entry", "strip", "row", "patch", "tap")
 

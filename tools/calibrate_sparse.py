@@ -7,7 +7,8 @@ pruned (runtime.prune) unstructured and in 8x1 blocks over a range of
 sparsities, it times the kernel (one trt_run_plan call) of the dense plan
 and of the sparse plan in every block size (1, 4, 8) -- the formats of one
 pruned layer interleaved round by round, as tools/bench_sparse.py does --
-and fits, per instruction set, kind and format, the coefficients of
+and fits (20th percentile of the samples, as the benchmark reports), per
+instruction set, kind and format, the coefficients of
 runtime.sparse.cost_features by least squares on relative error (the
 decision compares times, so a 10% error on a small layer matters as much as
 on a large one), non-negative.  It prints the COSTS table to paste into
@@ -120,23 +121,43 @@ def measure(data: bytes, isa: str, rounds: int, budget_ms: float) -> list[dict[s
         out.append({
             "kind": kind, "format": c.name, "units": units, "rows": stats.rows, "cols": stats.cols,
             "sparsity": stats.sparsity, "features": cost_features(kind, c.name, stats, units, taps, sparse_units),
-            "ns": float(np.median(c.samples)) * 1e6,
+            # a low quantile, as tools/bench_sparse.py reports: on a shared machine
+            # preemption only ever adds time, and small layers drown in it
+            "ns": float(np.percentile(c.samples, bench_sparse.QUANTILE)) * 1e6,
         })
     return out
 
 
-def fit(samples: list[dict[str, Any]]) -> dict[str, float]:
-    """Non-negative least squares on relative error: drop the feature with the
-    most negative coefficient and refit until none is negative."""
-    names = [f for f in FEATURES if any(s["features"].get(f) for s in samples)]
+# Costs that run the same code whatever the format: FULLY_CONNECTED rescales
+# every output with fully_connected_s8.c's arithmetic in the dense and the
+# sparse kernels alike, so its per-row cost is one shared coefficient (fitted
+# apart, a per-layer constant would soak it up differently per format and
+# tip decisions on small layers).
+SHARED = {"fc": ("row",)}
+
+
+def fit(samples: list[dict[str, Any]], shared: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    """Per format, non-negative least squares on relative error (drop the most
+    negative coefficient and refit until none is), over all formats of one
+    kind at once so that the `shared` features have one coefficient."""
+    fmts = sorted({s["format"] for s in samples}, key=FORMATS.index)
+    # columns: (format, feature) for private features, (None, feature) for shared ones
+    cols = [(None, f) for f in shared if any(s["features"].get(f) for s in samples)]
+    cols += [(fmt, f) for fmt in fmts for f in FEATURES
+             if f not in shared and any(s["features"].get(f) for s in samples if s["format"] == fmt)]
     y = np.array([s["ns"] for s in samples])
-    while names:
-        a = np.array([[s["features"].get(f, 0.0) for f in names] for s in samples]) / y[:, None]
+    while cols:
+        a = np.array([[s["features"].get(f, 0.0) if fmt in (None, s["format"]) else 0.0 for fmt, f in cols]
+                      for s in samples]) / y[:, None]
         coef, *_ = np.linalg.lstsq(a, np.ones(len(samples)), rcond=None)
         if np.all(coef >= 0):
-            return {f: float(c) for f, c in zip(names, coef, strict=True)}
-        names.pop(int(np.argmin(coef)))
-    return {}
+            break
+        cols.pop(int(np.argmin(coef)))
+    out: dict[str, dict[str, float]] = {fmt: {} for fmt in fmts}
+    for (fmt, f), c in zip(cols, coef, strict=True):
+        for target in (fmts if fmt is None else [fmt]):
+            out[target][f] = float(c)
+    return out
 
 
 def predict(coef: dict[str, float], features: dict[str, float]) -> float:
@@ -172,18 +193,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="two shapes per kind (a smoke run)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--budget-ms", type=float, default=8.0)
+    p.add_argument("--kinds", default=",".join(SHAPES), help="layer kinds to calibrate (fc, pointwise, conv)")
     p.add_argument("--json", help="write every measurement here")
+    p.add_argument("--from-json", help="refit the measurements of an earlier --json run instead of measuring")
     args = p.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if any(k not in SHAPES for k in kinds):
+        raise SystemExit(f"calibrate_sparse.py: --kinds takes {', '.join(SHAPES)}")
     started = time.perf_counter()
     tables: dict[str, Any] = {}
     report: dict[str, Any] = {}
     all_rows: dict[str, list[dict[str, Any]]] = {}
+    previous = json.loads(Path(args.from_json).read_text())["rows"] if args.from_json else None
     for isa in [s.strip() for s in args.isa.split(",") if s.strip()]:
-        if isa_mod.select(isa) != isa:
+        rows: list[dict[str, Any]] = []
+        if previous is not None:
+            rows = [r for r in previous.get(isa, []) if r["kind"] in kinds]
+        elif isa_mod.select(isa) != isa:
             print(f"skipping {isa}: not available here", file=sys.stderr)
             continue
-        rows: list[dict[str, Any]] = []
-        for kind, shapes in SHAPES.items():
+        for kind in kinds if previous is None else ():
+            shapes = SHAPES[kind]
             picked = [shapes[i] for i in QUICK[kind]] if args.quick else shapes
             for shape in picked:
                 data = bench_sparse.make_layer("fc" if kind == "fc" else "conv", **shape)
@@ -196,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         for r in measure(pruned, isa, args.rounds, args.budget_ms):
                             r["pattern"] = f"{pattern[0]}x{pattern[1]}"
                             rows.append(r)
-        table = {kind: {fmt: fit([r for r in rows if r["kind"] == kind and r["format"] == fmt]) for fmt in FORMATS}
-                 for kind in SHAPES}
+        table = {kind: fit([r for r in rows if r["kind"] == kind], SHARED.get(kind, ())) for kind in kinds}
         tables[isa] = table
         report[isa] = evaluate(table, rows)
         all_rows[isa] = rows
@@ -212,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     provenance = (f"tools/calibrate_sparse.py{' --quick' if args.quick else ''} on {cpu} ({platform.machine()}), "
                   f"{datetime.date.today().isoformat()}")
+    if args.from_json:
+        provenance = json.loads(Path(args.from_json).read_text())["provenance"] + ", refitted"
     print(f'COSTS_PROVENANCE = "{provenance}"')
     print("COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {")
     for isa, table in tables.items():
