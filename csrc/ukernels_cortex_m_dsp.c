@@ -150,13 +150,17 @@ TRT_INLINE int32_t rq8(int32_t x, int32_t m, int32_t shift,
     return trt_dsp_rq8_slow(x, m, shift, o->off);
 }
 
-/* trt_requantize(x, m, shift) for shift < 0, e1 = -shift - 1. */
-TRT_INLINE int32_t rq_right(int32_t x, int32_t m, int32_t e1) {
+/* trt_requantize(x, m, -e) for any e >= 0 (no left shift), given the
+ * per-call h = 2^e / 2 and em = e > 0 ? -1 : 0: the top-of-file formula as
+ * floor((srdhm(x, m) + h - [x < 0]) / 2^e), which for e = 0 is srdhm alone
+ * (ADD's larger-scale input has multiplier 1/2 exactly, shift 0). */
+TRT_INLINE int32_t rq_nonneg(int32_t x, int32_t m, int32_t e, int32_t h,
+                             int32_t em) {
     int32_t x2;
     if (__builtin_expect(!__builtin_add_overflow(x, x, &x2), 1)) {
-        return ((smmlar(x2, m, x >> 31) >> e1) + 1) >> 1;
+        return smmlar(x2, m, h + ((x >> 31) & em)) >> e;
     }
-    return trt_requantize(x, m, -e1 - 1);
+    return trt_requantize(x, m, -e);
 }
 
 /* Activation clamp of four packed int8: per-byte max, then min. */
@@ -779,43 +783,54 @@ static void gemm(const int8_t *const *x, int32_t m, int32_t k,
     }
 }
 
-/* One element of ADD with every shift a right shift (fast path). */
-TRT_INLINE int32_t add_one(int32_t a, int32_t b, const trt_binary_params *p,
-                           int32_t e1a, int32_t e1b, const trt_dsp_out *o) {
-    const int32_t sa = rq_right((int32_t)((uint32_t)a << p->left_shift),
-                                p->input1_multiplier, e1a);
-    const int32_t sb = rq_right((int32_t)((uint32_t)b << p->left_shift),
-                                p->input2_multiplier, e1b);
+/* The per-call constants of ADD's input rescales (shifts <= 0). */
+typedef struct {
+    int32_t m1, e1, h1, em1;
+    int32_t m2, e2, h2, em2;
+    int32_t left;
+} trt_dsp_add;
+
+TRT_INLINE int32_t add_one(int32_t a, int32_t b, const trt_dsp_add *k,
+                           const trt_binary_params *p, const trt_dsp_out *o) {
+    const int32_t sa = rq_nonneg((int32_t)((uint32_t)a << k->left), k->m1,
+                                 k->e1, k->h1, k->em1);
+    const int32_t sb = rq_nonneg((int32_t)((uint32_t)b << k->left), k->m2,
+                                 k->e2, k->h2, k->em2);
     return rq8(sa + sb, p->output_multiplier, p->output_shift, o);
 }
 
 static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
                 int32_t n, int8_t *out) {
-    if (p->input1_shift >= 0 || p->input2_shift >= 0 ||
+    if (p->input1_shift > 0 || p->input2_shift > 0 ||
         !act_in_int8(p->act_min, p->act_max)) {
         trt_ukernels_portable.add(p, x, y, n, out);
         return;
     }
     const trt_dsp_out o = out_stage(p->output_offset, p->act_min, p->act_max);
-    const int32_t e1a = -p->input1_shift - 1, e1b = -p->input2_shift - 1;
+    trt_dsp_add k;
+    k.m1 = p->input1_multiplier;
+    k.e1 = -p->input1_shift;
+    k.h1 = (int32_t)((1u << k.e1) >> 1);
+    k.em1 = k.e1 > 0 ? -1 : 0;
+    k.m2 = p->input2_multiplier;
+    k.e2 = -p->input2_shift;
+    k.h2 = (int32_t)((1u << k.e2) >> 1);
+    k.em2 = k.e2 > 0 ? -1 : 0;
+    k.left = p->left_shift;
     const int32_t off1 = p->input1_offset, off2 = p->input2_offset;
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const int32_t xv = load4(x + i), yv = load4(y + i);
         uint32_t v = pack4(
-            add_one(off1 + (int8_t)xv, off2 + (int8_t)yv, p, e1a, e1b, &o),
-            add_one(off1 + (int8_t)(xv >> 8), off2 + (int8_t)(yv >> 8), p, e1a,
-                    e1b, &o),
-            add_one(off1 + (int8_t)(xv >> 16), off2 + (int8_t)(yv >> 16), p,
-                    e1a, e1b, &o),
-            add_one(off1 + (int8_t)(xv >> 24), off2 + (int8_t)(yv >> 24), p,
-                    e1a, e1b, &o));
+            add_one(off1 + (int8_t)xv, off2 + (int8_t)yv, &k, p, &o),
+            add_one(off1 + (int8_t)(xv >> 8), off2 + (int8_t)(yv >> 8), &k, p, &o),
+            add_one(off1 + (int8_t)(xv >> 16), off2 + (int8_t)(yv >> 16), &k, p, &o),
+            add_one(off1 + (int8_t)(xv >> 24), off2 + (int8_t)(yv >> 24), &k, p, &o));
         store4(out + i, o.clamp ? clamp4(v, &o) : v);
     }
     for (; i < n; ++i) {
-        out[i] = (int8_t)trt_clamp(
-            add_one(off1 + x[i], off2 + y[i], p, e1a, e1b, &o), o.act_min,
-            o.act_max);
+        out[i] = (int8_t)trt_clamp(add_one(off1 + x[i], off2 + y[i], &k, p, &o),
+                                   o.act_min, o.act_max);
     }
 }
 
