@@ -246,10 +246,9 @@ TRT_AVX2 static void dw_pixel(const int8_t *const *x, int32_t taps,
     for (; c + 8 <= n; c += 8) {
         __m256i acc = _mm256_loadu_si256((const __m256i *)(bias + c));
         for (int32_t t = 0; t < taps; ++t) {
-            const __m256i xv = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[t] + c)));
-            const __m256i wv = _mm256_cvtepi8_epi32(
-                _mm_loadl_epi64((const __m128i *)(w + t * w_stride + c)));
-            acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(xv, wv));
+            /* exact int16 products (|x * w| <= 2^14), widened once */
+            const __m128i prod = _mm_mullo_epi16(load8(x[t] + c), load8(w + t * w_stride + c));
+            acc = _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(prod));
         }
         acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)(mult + c)),
                           _mm256_loadu_si256((const __m256i *)(shift + c)));
@@ -369,6 +368,33 @@ TRT_AVX2 static inline void finish16_f64(__m256i a0, __m256i a1, const int32_t *
     }
 }
 
+/* Eight accumulators + bias -> up to eight requantised bytes (narrow layers). */
+TRT_AVX2 static inline void finish8(__m256i a0, const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, const double *scale,
+                                    __m256i offset, __m256i lo, __m256i hi,
+                                    int8_t *out, int32_t count) {
+    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias));
+    if (scale) {
+        a0 = rescale_f64x8(a0, scale);
+    } else {
+        a0 = requantize8(a0, _mm256_loadu_si256((const __m256i *)mult),
+                         _mm256_loadu_si256((const __m256i *)shift));
+    }
+    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
+    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(a0),
+                                        _mm256_extracti128_si256(a0, 1));
+    const __m128i b8 = _mm_packs_epi16(v16, v16);
+    if (count == 8) {
+        _mm_storel_epi64((__m128i *)out, b8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b8);
+        for (int32_t j = 0; j < count; ++j) {
+            out[j] = tmp[j];
+        }
+    }
+}
+
 TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
     int32_t v;
     memcpy(&v, row + 2 * i, sizeof v); /* two int16, broadcast to all lanes */
@@ -397,6 +423,9 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
         for (; i + 16 <= k; i += 16) {
             _mm256_store_si256((__m256i *)(xb[r] + i), load16(x[r] + i));
         }
+        for (; i + 8 <= k; i += 8) {
+            _mm_storeu_si128((__m128i *)(xb[r] + i), load8(x[r] + i));
+        }
         for (; i < k; ++i) {
             xb[r][i] = x[r][i];
         }
@@ -412,7 +441,6 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
             /* a narrow layer (e.g. a first convolution with 8 filters): the
              * upper eight lanes of the panel are zero padding, skip them */
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            const __m256i z = a0;
             for (int32_t i = 0; i < kp; ++i) {
                 const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + i * 32));
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(pair_at(xb[0], i), w0));
@@ -420,17 +448,11 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(pair_at(xb[2], i), w0));
                 a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(pair_at(xb[3], i), w0));
             }
-            if (scale) {
-                finish16_f64(a0, z, bias + oc, scale + oc, offset, lo, hi, out[0] + oc, count);
-                finish16_f64(a1, z, bias + oc, scale + oc, offset, lo, hi, out[1] + oc, count);
-                finish16_f64(a2, z, bias + oc, scale + oc, offset, lo, hi, out[2] + oc, count);
-                finish16_f64(a3, z, bias + oc, scale + oc, offset, lo, hi, out[3] + oc, count);
-            } else {
-                finish16(a0, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[0] + oc, count);
-                finish16(a1, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[1] + oc, count);
-                finish16(a2, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[2] + oc, count);
-                finish16(a3, z, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[3] + oc, count);
-            }
+            const double *sc = scale ? scale + oc : 0;
+            finish8(a0, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[0] + oc, count);
+            finish8(a1, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[1] + oc, count);
+            finish8(a2, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[2] + oc, count);
+            finish8(a3, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[3] + oc, count);
             continue;
         }
         if (m == 4) {
