@@ -296,38 +296,10 @@ TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
  * on the stack). */
 enum { TRT_GEMM_MAX_K = 4096 };
 
-/* Sixteen int32 accumulators (two vectors) + bias -> requantised bytes. */
-TRT_AVX2 static inline void finish16(__m256i a0, __m256i a1, const int32_t *bias,
-                                     const int32_t *mult, const int32_t *shift,
-                                     __m256i offset, __m256i lo, __m256i hi,
-                                     int8_t *out, int32_t count) {
-    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias));
-    a1 = _mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(bias + 8)));
-    a0 = requantize8(a0, _mm256_loadu_si256((const __m256i *)mult),
-                     _mm256_loadu_si256((const __m256i *)shift));
-    a1 = requantize8(a1, _mm256_loadu_si256((const __m256i *)(mult + 8)),
-                     _mm256_loadu_si256((const __m256i *)(shift + 8)));
-    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
-    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a1, offset), lo), hi);
-    /* packs works within 128-bit lanes: fix the order with a permute */
-    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
-    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16),
-                                       _mm256_extracti128_si256(w16, 1));
-    if (count == 16) {
-        _mm_storeu_si128((__m128i *)out, b8);
-    } else {
-        int8_t tmp[16];
-        _mm_storeu_si128((__m128i *)tmp, b8);
-        for (int32_t j = 0; j < count; ++j) {
-            out[j] = tmp[j];
-        }
-    }
-}
-
 /* Eight int32 accumulators -> TFLite's double-precision FULLY_CONNECTED
  * rescale: round half away from zero of acc * scale (via trunc and the exact
  * fraction), the x86 int32 conversion (INT32_MIN out of range, as the
- * scalar cast), a wrapping add of the zero point. */
+ * scalar cast); the caller adds the zero point with wrap-around. */
 TRT_AVX2 static inline __m256i rescale_f64x8(__m256i acc, const double *scale) {
     const __m256d half = _mm256_set1_pd(0.5), mhalf = _mm256_set1_pd(-0.5);
     const __m256d one = _mm256_set1_pd(1.0);
@@ -344,55 +316,59 @@ TRT_AVX2 static inline __m256i rescale_f64x8(__m256i acc, const double *scale) {
     return _mm256_set_m128i(parts[1], parts[0]);
 }
 
-/* finish16 for the double-precision rescale */
-TRT_AVX2 static inline void finish16_f64(__m256i a0, __m256i a1, const int32_t *bias,
-                                         const double *scale, __m256i offset,
-                                         __m256i lo, __m256i hi, int8_t *out,
-                                         int32_t count) {
-    a0 = rescale_f64x8(_mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias)), scale);
-    a1 = rescale_f64x8(_mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(bias + 8))),
-                       scale + 8);
-    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
-    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a1, offset), lo), hi);
-    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
-    const __m128i b8 = _mm_packs_epi16(_mm256_castsi256_si128(w16),
-                                       _mm256_extracti128_si256(w16, 1));
-    if (count == 16) {
-        _mm_storeu_si128((__m128i *)out, b8);
+/* Eight accumulators + bias, rescaled (Q31 multiplier/shift, or double
+ * scale when given), plus the zero point, clamped: eight int32 in [lo, hi]. */
+TRT_AVX2 static inline __m256i finish_lanes(__m256i acc, const int32_t *bias,
+                                            const int32_t *mult, const int32_t *shift,
+                                            const double *scale, __m256i offset,
+                                            __m256i lo, __m256i hi) {
+    acc = _mm256_add_epi32(acc, _mm256_loadu_si256((const __m256i *)bias));
+    if (scale) {
+        acc = rescale_f64x8(acc, scale);
     } else {
-        int8_t tmp[16];
-        _mm_storeu_si128((__m128i *)tmp, b8);
-        for (int32_t j = 0; j < count; ++j) {
-            out[j] = tmp[j];
-        }
+        acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)mult),
+                          _mm256_loadu_si256((const __m256i *)shift));
+    }
+    return _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(acc, offset), lo), hi);
+}
+
+/* The first `count` (<= 16) of sixteen bytes to out. */
+TRT_AVX2 static inline void store_first(__m128i bytes, int8_t *out, int32_t count) {
+    if (count == 16) {
+        _mm_storeu_si128((__m128i *)out, bytes);
+        return;
+    }
+    int8_t tmp[16];
+    _mm_storeu_si128((__m128i *)tmp, bytes);
+    for (int32_t j = 0; j < count; ++j) {
+        out[j] = tmp[j];
     }
 }
 
-/* Eight accumulators + bias -> up to eight requantised bytes (narrow layers). */
+/* Sixteen accumulators (two vectors) of output channels oc.. -> bytes. */
+TRT_AVX2 static inline void finish16(__m256i a0, __m256i a1, const int32_t *bias,
+                                     const int32_t *mult, const int32_t *shift,
+                                     const double *scale, __m256i offset,
+                                     __m256i lo, __m256i hi, int8_t *out,
+                                     int32_t count) {
+    a0 = finish_lanes(a0, bias, mult, shift, scale, offset, lo, hi);
+    /* (the FC reference rescale has no multipliers: no arithmetic on NULL) */
+    a1 = finish_lanes(a1, bias + 8, mult ? mult + 8 : 0, shift ? shift + 8 : 0,
+                      scale ? scale + 8 : 0, offset, lo, hi);
+    /* packs works within 128-bit lanes: fix the order with a permute */
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
+    store_first(_mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1)),
+                out, count);
+}
+
+/* Eight accumulators -> up to eight bytes (narrow layers). */
 TRT_AVX2 static inline void finish8(__m256i a0, const int32_t *bias, const int32_t *mult,
                                     const int32_t *shift, const double *scale,
                                     __m256i offset, __m256i lo, __m256i hi,
                                     int8_t *out, int32_t count) {
-    a0 = _mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)bias));
-    if (scale) {
-        a0 = rescale_f64x8(a0, scale);
-    } else {
-        a0 = requantize8(a0, _mm256_loadu_si256((const __m256i *)mult),
-                         _mm256_loadu_si256((const __m256i *)shift));
-    }
-    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, offset), lo), hi);
-    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(a0),
-                                        _mm256_extracti128_si256(a0, 1));
-    const __m128i b8 = _mm_packs_epi16(v16, v16);
-    if (count == 8) {
-        _mm_storel_epi64((__m128i *)out, b8);
-    } else {
-        int8_t tmp[16];
-        _mm_storeu_si128((__m128i *)tmp, b8);
-        for (int32_t j = 0; j < count; ++j) {
-            out[j] = tmp[j];
-        }
-    }
+    a0 = finish_lanes(a0, bias, mult, shift, scale, offset, lo, hi);
+    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+    store_first(_mm_packs_epi16(v16, v16), out, count);
 }
 
 TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
@@ -437,6 +413,12 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
     for (int32_t oc = 0; oc < n; oc += 16) {
         const int16_t *wp = w_packed + (int64_t)(oc / 16) * kp * 32;
         const int32_t count = TRT_MIN(16, n - oc);
+        /* this block's per-channel constants (mult/shift are NULL under the
+         * FC reference rescale, scale otherwise) */
+        const int32_t *bo = bias + oc;
+        const int32_t *mo = mult ? mult + oc : 0;
+        const int32_t *so = shift ? shift + oc : 0;
+        const double *sc = scale ? scale + oc : 0;
         if (m == 4 && count <= 8) {
             /* a narrow layer (e.g. a first convolution with 8 filters): the
              * upper eight lanes of the panel are zero padding, skip them */
@@ -448,11 +430,10 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(pair_at(xb[2], i), w0));
                 a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(pair_at(xb[3], i), w0));
             }
-            const double *sc = scale ? scale + oc : 0;
-            finish8(a0, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[0] + oc, count);
-            finish8(a1, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[1] + oc, count);
-            finish8(a2, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[2] + oc, count);
-            finish8(a3, bias + oc, mult + oc, shift + oc, sc, offset, lo, hi, out[3] + oc, count);
+            finish8(a0, bo, mo, so, sc, offset, lo, hi, out[0] + oc, count);
+            finish8(a1, bo, mo, so, sc, offset, lo, hi, out[1] + oc, count);
+            finish8(a2, bo, mo, so, sc, offset, lo, hi, out[2] + oc, count);
+            finish8(a3, bo, mo, so, sc, offset, lo, hi, out[3] + oc, count);
             continue;
         }
         if (m == 4) {
@@ -474,17 +455,10 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(b, w0));
                 a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(b, w1));
             }
-            if (scale) {
-                finish16_f64(a00, a01, bias + oc, scale + oc, offset, lo, hi, out[0] + oc, count);
-                finish16_f64(a10, a11, bias + oc, scale + oc, offset, lo, hi, out[1] + oc, count);
-                finish16_f64(a20, a21, bias + oc, scale + oc, offset, lo, hi, out[2] + oc, count);
-                finish16_f64(a30, a31, bias + oc, scale + oc, offset, lo, hi, out[3] + oc, count);
-                continue;
-            }
-            finish16(a00, a01, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[0] + oc, count);
-            finish16(a10, a11, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[1] + oc, count);
-            finish16(a20, a21, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[2] + oc, count);
-            finish16(a30, a31, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[3] + oc, count);
+            finish16(a00, a01, bo, mo, so, sc, offset, lo, hi, out[0] + oc, count);
+            finish16(a10, a11, bo, mo, so, sc, offset, lo, hi, out[1] + oc, count);
+            finish16(a20, a21, bo, mo, so, sc, offset, lo, hi, out[2] + oc, count);
+            finish16(a30, a31, bo, mo, so, sc, offset, lo, hi, out[3] + oc, count);
             continue;
         }
         for (int32_t r = 0; r < m; ++r) {
@@ -494,11 +468,7 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32))));
                 a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(b, _mm256_loadu_si256((const __m256i *)(wp + i * 32 + 16))));
             }
-            if (scale) {
-                finish16_f64(a0, a1, bias + oc, scale + oc, offset, lo, hi, out[r] + oc, count);
-            } else {
-                finish16(a0, a1, bias + oc, mult + oc, shift + oc, offset, lo, hi, out[r] + oc, count);
-            }
+            finish16(a0, a1, bo, mo, so, sc, offset, lo, hi, out[r] + oc, count);
         }
     }
 }
