@@ -144,6 +144,8 @@ class Contender:
     kernel: RunFn | None = None  # one trt_run_plan call (tinyrt only)
     samples: list[float] = field(default_factory=list)
     kernel_samples: list[float] = field(default_factory=list)
+    rounds: list[float] = field(default_factory=list)  # per round: the quantile of that round's samples
+    kernel_rounds: list[float] = field(default_factory=list)
 
 
 def _timed(fn: RunFn, n: int) -> list[float]:
@@ -186,6 +188,7 @@ def interleave(contenders: list[Contender], rounds: int, budget_ms: float, warmu
             c, what, fn = jobs[k]
             ms = _timed(fn, reps[k])
             (c.kernel_samples if what == "kernel" else c.samples).extend(ms)
+            (c.kernel_rounds if what == "kernel" else c.rounds).append(float(np.percentile(ms, QUANTILE)))
 
 
 QUANTILE = 20.0  # percent; --quantile
@@ -297,9 +300,12 @@ def bench_one(name: str, dense_model: bytes, pattern: str, sparsity: int, args: 
     interleave(contenders, args.rounds, args.budget_ms, args.warmup)
     row["api_ms"] = {c.name: estimate(c.samples) for c in contenders}
     row["kernel_ms"] = {c.name: estimate(c.kernel_samples) for c in contenders if c.kernel is not None}
+    row["api_rounds"] = {c.name: c.rounds for c in contenders}
+    row["kernel_rounds"] = {c.name: c.kernel_rounds for c in contenders if c.kernel is not None}
     if row["auto_plan"] != "mixed":
-        for what in ("api_ms", "kernel_ms"):
-            row[what]["auto"] = row[what].get(row["auto_plan"])
+        for what in ("api_ms", "kernel_ms", "api_rounds", "kernel_rounds"):
+            if row["auto_plan"] in row[what]:
+                row[what]["auto"] = row[what][row["auto_plan"]]
     row["weight_bytes"] = {mode: plans[mode]["weight_bytes"] for mode in plans}
     row["macs"] = {mode: plans[mode]["macs"] for mode in plans}
     return row
@@ -314,8 +320,25 @@ def _ms(v: float | None) -> str:
     return f"{v:.4f}" if v < 0.1 else f"{v:.3f}"
 
 
-def _x(a: float | None, b: float | None) -> str:
-    return "n/a" if not a or not b else f"{a / b:.2f}x"
+def ratio(row: dict[str, Any], what: str, a: str, b: str) -> float | None:
+    """time(a) / time(b), paired by round: the median over rounds of the ratio
+    of the two contenders' times in that round, so that load that comes and
+    goes between rounds cancels (contenders of one round run back to back)."""
+    rounds = row[f"{what}_rounds"]
+    ra, rb = rounds.get(a), rounds.get(b)
+    if not ra or not rb or len(ra) != len(rb):
+        return None
+    return float(np.median([x / y for x, y in zip(ra, rb, strict=True) if y > 0]))
+
+
+def _x(r: float | None) -> str:
+    """A speedup: r = time(reference) / time(contender)."""
+    return "n/a" if not r else f"{r:.2f}x"
+
+
+def speedup(row: dict[str, Any], what: str, ref: str, contender: str) -> float | None:
+    r = ratio(row, what, contender, ref)
+    return 1.0 / r if r else None
 
 
 def _table(rows: list[list[str]], right: set[int]) -> str:
@@ -330,12 +353,12 @@ def _table(rows: list[list[str]], right: set[int]) -> str:
 
 
 def auto_check(row: dict[str, Any]) -> tuple[float | None, bool]:
-    """auto / min(dense, sparse) on the timing that judges the layer: kernel
-    time for single layers, API time for models."""
-    t = row["kernel_ms"] if row["layer"] else row["api_ms"]
-    best = min(v for k, v in t.items() if k in ("dense", "sparse") and v)
-    ratio = t["auto"] / best if t.get("auto") and best else None
-    return ratio, ratio is not None and ratio <= 1 + AUTO_TOLERANCE
+    """auto / the better of dense and sparse (paired by round), on the timing
+    that judges the layer: kernel time for single layers, API time for models."""
+    what = "kernel" if row["layer"] else "api"
+    r = [x for x in (ratio(row, what, "auto", "dense"), ratio(row, what, "auto", "sparse")) if x]
+    worst = max(r) if r else None  # over the better one: the larger of the two ratios
+    return worst, worst is not None and worst <= 1 + AUTO_TOLERANCE
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, Any]) -> str:
@@ -344,8 +367,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, 
         f"host: {env.get('cpu', '?')}, {env.get('cpus')} CPUs, load avg {env.get('load_avg')}; "
         f"python {env['python']}, ai-edge-litert {env.get('ai-edge-litert')}, ISA {env.get('isa')}",
         f"{args.rounds} interleaved rounds, ~{args.budget_ms:g} ms per contender per round; "
-        "speedup = dense / x (> 1: x is faster); API = set inputs + invoke + get outputs, "
-        "kernel = one trt_run_plan call",
+        "speedup = dense / x (> 1: x is faster), ratios paired round by round; "
+        "API = set inputs + invoke + get outputs, kernel = one trt_run_plan call",
         "",
     ]
     head = ["model", "pattern", "sparsity", "dense", "sparse", "auto", "xnnpack", "sparse x", "auto x",
@@ -353,14 +376,14 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, 
     table = [head]
     for row in rows:
         t = row["api_ms"]
-        ratio, ok = auto_check(row)
+        auto_r, ok = auto_check(row)
         wb = row["weight_bytes"]
         table.append([
             row["model"], row["pattern"], f"{row['sparsity']}%",
             _ms(t.get("dense")), _ms(t.get("sparse")), _ms(t.get("auto")), _ms(t.get("xnnpack")),
-            _x(t.get("dense"), t.get("sparse")), _x(t.get("dense"), t.get("auto")),
-            "n/a" if ratio is None else f"{ratio:.3f}" + ("" if ok else " !"),
-            row["auto_plan"], _x(t.get("xnnpack"), t.get("auto")),
+            _x(speedup(row, "api", "dense", "sparse")), _x(speedup(row, "api", "dense", "auto")),
+            "n/a" if auto_r is None else f"{auto_r:.3f}" + ("" if ok else " !"),
+            row["auto_plan"], _x(speedup(row, "api", "xnnpack", "auto")),
             f"{wb['dense']:,}->{wb['sparse']:,}", "=" if row["bits_equal"] else "DIFFER",
         ])
     out.append("Whole inference through the Python API (ms); auto/best judged on kernel time for single layers;")
@@ -376,7 +399,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, env: dict[str, 
             macs = row["macs"]
             table.append([
                 row["model"], row["pattern"], f"{row['sparsity']}%", _ms(k.get("dense")), _ms(k.get("sparse")),
-                _ms(k.get("auto")), _x(k.get("dense"), k.get("sparse")), _x(k.get("dense"), k.get("auto")),
+                _ms(k.get("auto")), _x(speedup(row, "kernel", "dense", "sparse")),
+                _x(speedup(row, "kernel", "dense", "auto")),
                 f"{macs['sparse'] / macs['dense']:.1%}" if macs["dense"] else "n/a",
             ])
         out.append(_table(table, right={2, 3, 4, 5, 6, 7, 8}))
@@ -399,24 +423,21 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r is None:
             out.append({"text": text, "measured": "not measured", "verdict": "n/a"})
             continue
-        k = r["kernel_ms"]
-        x = k["dense"] / k["sparse"] if k.get("sparse") else None
-        best_block = [
-            rr for (m, p, s), rr in found.items() if m == model and s == sp and p != pattern and rr["kernel_ms"].get("sparse")
-        ]
+        x = speedup(r, "kernel", "dense", "sparse")
+        best_block = [rr for (m, p, s), rr in found.items() if m == model and s == sp and p != pattern]
         extra = "".join(
-            f"; {rr['pattern']} blocks {rr['kernel_ms']['dense'] / rr['kernel_ms']['sparse']:.2f}x" for rr in best_block
+            f"; {rr['pattern']} blocks {_x(speedup(rr, 'kernel', 'dense', 'sparse'))}" for rr in best_block
         )
         out.append({"text": text, "measured": f"{x:.2f}x{extra}" if x else "n/a",
                     "verdict": "MET" if x and x >= want else "NOT MET"})
     worst = None
     fails = []
     for r in rows:
-        ratio, ok = auto_check(r)
-        if ratio is not None and (worst is None or ratio > worst[0]):
-            worst = (ratio, r)
+        value, ok = auto_check(r)
+        if value is not None and (worst is None or value > worst[0]):
+            worst = (value, r)
         if not ok:
-            fails.append(f"{r['model']} {r['pattern']} {r['sparsity']}% ({ratio:.3f})" if ratio else r["model"])
+            fails.append(f"{r['model']} {r['pattern']} {r['sparsity']}% ({value:.3f})" if value else r["model"])
     out.append({
         "text": f"auto never more than {AUTO_TOLERANCE:.0%} slower than the better of dense/sparse",
         "measured": (f"worst auto/best {worst[0]:.3f} ({worst[1]['model']} {worst[1]['pattern']} {worst[1]['sparsity']}%)"
@@ -428,14 +449,13 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         text = f"{model} {sp}% pruned: tinyrt (auto) faster than LiteRT+XNNPACK"
         parts, all_ok = [], bool(rs)
         for r in rs:
-            t = r["api_ms"]
-            if not t.get("xnnpack") or not t.get("auto"):
+            x = speedup(r, "api", "xnnpack", "auto")
+            if x is None:
                 all_ok = False
                 parts.append(f"{r['pattern']} n/a")
                 continue
-            ratio = t["xnnpack"] / t["auto"]
-            all_ok &= ratio > 1.0
-            parts.append(f"{r['pattern']} {ratio:.2f}x")
+            all_ok &= x > 1.0
+            parts.append(f"{r['pattern']} {x:.2f}x")
         out.append({"text": text, "measured": ", ".join(parts) or "not measured",
                     "verdict": ("MET" if all_ok else "NOT MET") if rs else "n/a"})
     return out
