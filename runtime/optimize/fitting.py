@@ -124,8 +124,7 @@ def fit(
     # Fail on a bad board name before any training.
     from ..boards import load_board
 
-    load_board(board)
-    result = FitResult(board=board)
+    result = FitResult(board=load_board(board).name)
 
     def add(name: str, technique: str, tflite: bytes) -> None:
         acc = accuracy(tflite, evaluation)
