@@ -13,14 +13,17 @@
  * are exact modulo 2^32 like the portable C, so any order gives the same
  * bits.
  *
- * The dot products that carry nearly all MACs are two small assembly
- * routines: a 2x2 block (two rows of the GEMM, two output channels: every
- * loaded word feeds two SMLAD pairs) and a 1x4 block (one row, four
- * channels: fully connected and direct convolution).  Each needs exactly
- * the fourteen allocatable registers (four accumulators, four or two
- * extended input lanes, two weight lanes, pointers, a counter), which a C
- * compiler does not manage without spilling in the loop, and writing them
- * as naked functions keeps them correct at every optimisation level.
+ * The loops that carry nearly all MACs are small assembly routines: a 2x2
+ * dot block (two rows of the GEMM, two output channels: every loaded word
+ * feeds two SMLAD pairs), a 1x4 one (one row, four channels: fully
+ * connected and direct convolution) and the depthwise pixel (four channels
+ * per group, taps three per loop, requantised and stored in the same
+ * routine).  Each needs the fourteen allocatable registers (accumulators,
+ * extended input and weight lanes, pointers, a counter), which a C compiler
+ * does not manage without spilling in the loop; as naked functions they are
+ * also the same code at every optimisation level.  The weights stay the
+ * int8 [out][k] / [tap][channel] arrays every table reads: no extra copy in
+ * flash.
  *
  * Requantisation, exact (gemmlowp's double rounding, trt_requantize): for
  * a right shift e = -shift >= 1 and |x| < 2^30,
@@ -34,7 +37,9 @@
  * the halving and the int8 saturation in one instruction.  Left shifts and
  * |x| >= 2^30 (2x overflows: ADDS sets V) take trt_requantize itself.
  * Four results are packed into a word (BFI) and clamped to the activation
- * range with SSUB8 + SEL per bound, four bytes at a time.
+ * range with SSUB8 + SEL per bound, four bytes at a time.  TFLite's double
+ * FULLY_CONNECTED rescale is done exactly in integers too (finish_f64): no
+ * soft-float on these single-precision-FPU cores.
  *
  * Every entry gives the portable table's bytes (tests/emulation/
  * test_dsp_kernels.py runs both in the same Cortex-M4 firmware).
