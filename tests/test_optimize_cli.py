@@ -62,7 +62,7 @@ def test_quantize_writes_an_int8_model_and_reports_accuracy(files, capsys):
 def test_prune_with_blocks_prints_sparsity_and_layout(files, capsys):
     out = files / "p.tflite"
     code = _main(["prune", files / "teacher.keras", "--data", files / "train.npz", "--sparsity", 0.8,
-                  "--block", "1x4", "--epochs", 3, "-o", out, "--quiet"])
+                  "--block", "4x1", "--epochs", 3, "-o", out, "--quiet"])
     assert code == 0
     text = capsys.readouterr().out
     sparsity = float(text.split("weight sparsity ")[1].split()[0])
@@ -70,11 +70,23 @@ def test_prune_with_blocks_prints_sparsity_and_layout(files, capsys):
 
     assert sparsity == pytest.approx(weight_sparsity(out), abs=5e-4) and sparsity >= 0.78
     layer_lines = {line.split()[0]: line for line in text.splitlines() if " kernel [" in line}
-    # cnn:8,16/32 on 8x8: the dense kernels take 1x4 blocks, the 3x3 convolutions cannot.
-    assert layer_lines["dense0"].endswith("kernel [64, 32]: block 1x4")
-    assert layer_lines["logits"].endswith("kernel [32, 10]: block 1x4")
-    assert "element (tfmot blocks only 2-D weights" in layer_lines["conv1"]
-    assert "of 1x4 blocks all zero" in text
+    # cnn:8,16/32 on 8x8: every kernel, 3x3 convolutions included, in 4x1 blocks.
+    assert layer_lines["conv1"].endswith("kernel [3, 3, 8, 16]: block 4x1")
+    assert layer_lines["dense0"].endswith("kernel [64, 32]: block 4x1")
+    blocks = {line.split(":")[0].strip(): float(line.split(": ")[1].split()[0])
+              for line in text.splitlines() if "of 4x1 blocks all zero" in line}
+    assert len(blocks) == 4, blocks
+    for name, fraction in blocks.items():
+        # Whole blocks only: the 10-row output layer's last two rows are a part block.
+        assert fraction >= (0.6 if "logits" in name else 0.75), blocks
+
+
+def test_prune_refuses_a_block_the_runtime_cannot_run(files, capsys, tmp_path):
+    code = _main(["prune", files / "teacher.keras", "--data", files / "train.npz", "--block", "1x4",
+                  "-o", tmp_path / "o.tflite", "--quiet"])
+    assert code == 2
+    assert "tinyrt's sparse kernels read 1x1, 4x1, 8x1" in capsys.readouterr().err
+    assert not (tmp_path / "o.tflite").exists()
 
 
 def test_distill_from_a_tflite_teacher_with_comparison(files, capsys):

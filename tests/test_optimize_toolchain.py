@@ -65,10 +65,10 @@ def pruned(teacher, digits):
 
 
 @pytest.fixture(scope="module")
-def pruned_1x4(teacher, digits):
+def pruned_4x1(teacher, digits):
     from runtime.optimize import prune
 
-    return prune(teacher, digits[0], sparsity=0.8, block="1x4", epochs=6, progress=False, seed=SEED)
+    return prune(teacher, digits[0], sparsity=0.8, block="4x1", epochs=6, progress=False, seed=SEED)
 
 
 @pytest.fixture(scope="module")
@@ -134,24 +134,35 @@ def test_pruned_is_truly_sparse_and_accurate(pruned, ptq, digits, teacher):
     assert np.mean(kernel == 0) < 0.05
 
 
-def test_block_pruning_zeroes_whole_1x4_blocks_in_tflite_layout(pruned_1x4):
+def test_block_pruning_zeroes_the_runtimes_4x1_blocks(pruned_4x1):
     from runtime.graph import parse_model
     from runtime.optimize import block_zero_fraction
 
-    g = parse_model(pruned_1x4.tflite)
-    patterns = {layer.name: layer.pattern for layer in pruned_1x4.layers}
-    assert patterns["dense0"] == "block 1x4" and patterns["logits"] == "block 1x4"
-    assert patterns["conv1"].startswith("element")  # 3x3 kernels: tfmot blocks only 2-D weights
-    fc = [g.tensors[op.inputs[1]].data for op in g.operators if op.opcode == "FULLY_CONNECTED"]
-    for w in fc:
-        w = np.asarray(w)  # [out, in]: a block is 4 consecutive inputs of one output row
-        blocks = block_zero_fraction(w, (1, 4))
-        assert blocks >= 0.78
+    g = parse_model(pruned_4x1.tflite)
+    # Dense kernels directly, 3x3 convolutions through their flattened kernel.
+    assert [layer.pattern for layer in pruned_4x1.layers] == ["block 4x1"] * 4
+    assert pruned_4x1.sparsity >= 0.78
+    weights = [np.asarray(g.tensors[op.inputs[1]].data) for op in g.operators
+               if op.opcode in ("CONV_2D", "FULLY_CONNECTED")]
+    assert [w.shape for w in weights] == [(16, 3, 3, 1), (32, 3, 3, 16), (64, 128), (10, 64)]
+    for w in weights:
+        if w.shape[0] % 4:
+            continue  # the 10-row output layer ends in a part block
+        # TFLite layout: a row per output channel over KH*KW*C_in (or in_features);
+        # a block is 4 consecutive output channels at one input position.
+        blocks = block_zero_fraction(w, (4, 1))
+        assert blocks >= 0.78, w.shape
         # Nearly every zero lies in an all-zero block (int8 rounding adds a few lone zeros).
         assert blocks * w.size >= 0.97 * np.count_nonzero(w == 0)
-        # The transposed reading (4 outputs x 1 input) is not block-structured.
-        assert block_zero_fraction(w, (4, 1)) < blocks - 0.2
-    assert pruned_1x4.sparsity >= 0.78
+        # Read across the inputs instead, the zeros are not in blocks.
+        assert block_zero_fraction(w, (1, 4)) < blocks - 0.2
+
+
+def test_block_shapes_are_the_runtimes(teacher, digits):
+    from runtime.optimize import prune
+
+    with pytest.raises(ValueError, match=r"block 1x4: tinyrt's sparse kernels read 1x1, 4x1, 8x1"):
+        prune(teacher, digits[0], block="1x4")
 
 
 def test_qat_model_is_int8_and_accurate(qat, digits, float_accuracy):
@@ -198,7 +209,7 @@ def test_distilled_student_learns_the_teachers_soft_targets(student, labels_only
     assert kl_to_teacher(model) < 0.5 * kl_to_teacher(labels_only_student)
 
 
-@pytest.mark.parametrize("name", ["ptq", "pruned", "pruned_1x4", "qat", "student"])
+@pytest.mark.parametrize("name", ["ptq", "pruned", "pruned_4x1", "qat", "student"])
 def test_every_written_model_is_bit_exact_with_builtin_ref(name, request, digits):
     import runtime
 
@@ -216,9 +227,26 @@ def test_every_written_model_is_bit_exact_with_builtin_ref(name, request, digits
         np.testing.assert_array_equal(a, b)
 
 
-def test_auto_backend_runs_the_pruned_model_in_c(pruned):
+@pytest.mark.parametrize("kernel_isa", ["portable", "avx2"])
+def test_auto_picks_sparse_kernels_for_the_pruned_model(kernel_isa, pruned, pruned_4x1, ptq):
     import runtime
+    from runtime import isa
+    from runtime.sparse import plan_summary
 
-    # The sparse kernels (issue #3) are not in the runtime yet; until they are,
-    # "auto" must at least run the pruned model on the C backend, densely.
-    assert runtime.load(pruned.tflite).backend == "c"
+    if kernel_isa not in isa.available():
+        pytest.skip(f"no {kernel_isa} kernels on this machine")
+    isa.select(kernel_isa)
+    try:
+        # The planner's cost model decides per layer; the pruned models must get
+        # at least one sparse kernel, the dense one none.
+        for model in (pruned.tflite, pruned_4x1.tflite):
+            m = runtime.load(model)
+            assert m.backend == "c"
+            summary = plan_summary(m.plan)
+            assert summary["sparse_layers"] >= 1, summary
+            # Which layers go sparse is the cost model's call (per ISA); those that do
+            # skip their zero weights' multiply-adds.
+            assert summary["macs"] < plan_summary(runtime.load(ptq).plan)["macs"]
+        assert plan_summary(runtime.load(ptq).plan)["sparse_layers"] == 0
+    finally:
+        isa.select("best")

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", required=True, metavar="DATA", help="fine-tuning data (also used for calibration)")
     r.add_argument("--sparsity", type=float, default=0.8, help="fraction of zero weights per layer (default 0.8)")
     r.add_argument("--block", default="1x1",
-                   help="zero blocks in TFLite weight layout: OUTxIN, e.g. 1x4 = 4 consecutive inputs of one "
-                        "output channel (default 1x1, unstructured)")
+                   help="zero blocks the runtime's sparse kernels read: 1x1 (unstructured, default), 4x1 or 8x1 "
+                        "(4 or 8 consecutive output channels at one input)")
     r.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (default 20)")
     r.add_argument("--save-keras", metavar="PATH", help="also save the pruned float Keras model")
     _common(r)
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="student widths as fractions of the model's layer widths (default 0.5,0.25)")
     f.add_argument("--student", action="append", default=[], metavar="SPEC",
                    help="student spec instead of --widths (repeatable)")
-    f.add_argument("--block", default="1x1")
+    f.add_argument("--block", default="1x1", help="pruning blocks: 1x1, 4x1 or 8x1 (see prune --help)")
     f.add_argument("--prune-epochs", type=int, default=20)
     f.add_argument("--distill-epochs", type=int, default=60)
     f.add_argument("--temperature", type=float, default=4.0)

@@ -1,12 +1,19 @@
 """Magnitude pruning with fine-tuning (tfmot prune_low_magnitude), then full int8.
 
-Block shapes are given in the layout tinyrt's kernels read, TFLite's: weights are
-[out, ..., in] and a block "RxC" is R output channels by C consecutive values of
-the innermost (input) axis -- "1x4" is four neighbouring inputs of one output
-row, what a 4-wide int8 dot product consumes.  Keras stores dense kernels as
-[in, out], so the block handed to tfmot is (C, R).  tfmot prunes in blocks only
-weights that squeeze to two dimensions (dense layers, 1x1 convolutions); other
-convolutions are pruned element by element and `PruneResult.layers` says so.
+Block shapes are the ones tinyrt's sparse kernels read (runtime.sparse): in
+TFLite's weight layout, a row per output channel over the inputs it reduces
+(FULLY_CONNECTED: in_features; CONV_2D: KH*KW*C_in in patch order), a block
+"Bx1" is B consecutive output channels at one input -- the lanes of one SIMD
+multiply-add.  "1x1" (the default) is unstructured.  Same convention as
+`python -m runtime.prune`, the data-free post-training pruner.
+
+tfmot prunes in blocks only weights that are two-dimensional.  Dense kernels
+are ([in, out] in Keras: a Bx1 block is tfmot's block (1, B)); so are 1x1
+convolutions once squeezed.  A KxK convolution is trained, for the duration of
+block pruning, as `FlatKernelConv2D`: the same convolution with its kernel
+stored as the [KH*KW*C_in, C_out] matrix that the runtime's rows are, so the
+blocks tfmot zeroes are the runtime's blocks; the stripped model gets plain
+Conv2D layers back before conversion.
 """
 
 from __future__ import annotations
@@ -25,16 +32,28 @@ from .progress import epoch_progress, keras_verbosity, say
 from .quantization import convert_int8
 
 
+def runtime_blocks() -> tuple[str, ...]:
+    """The block shapes tinyrt's sparse kernels run, "Bx1" for B in runtime.sparse.BLOCKS."""
+    from ..sparse import BLOCKS
+
+    return tuple(f"{b}x1" for b in BLOCKS)
+
+
 def parse_block(text: str | tuple[int, int]) -> tuple[int, int]:
+    """ "4x1" -> (4, 1); only the shapes the runtime's sparse kernels read."""
     if isinstance(text, tuple):
         block = text
     else:
         parts = text.lower().split("x")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"block shape {text!r}: expected ROWSxCOLS such as 1x1, 1x4 or 4x1")
+            raise ValueError(f"block shape {text!r}: expected OUTxIN such as {', '.join(runtime_blocks())}")
         block = (int(parts[0]), int(parts[1]))
-    if block[0] < 1 or block[1] < 1:
-        raise ValueError(f"block shape {block}: both sides must be at least 1")
+    name = f"{block[0]}x{block[1]}"
+    if name not in runtime_blocks():
+        raise ValueError(
+            f"block {name}: tinyrt's sparse kernels read {', '.join(runtime_blocks())} (output channels x inputs, "
+            "TFLite layout); other shapes would be pruned in blocks the runtime cannot skip as blocks"
+        )
     return block
 
 
@@ -74,19 +93,62 @@ class PruneResult:
 
 
 def _keras_block(layer: Any, block: tuple[int, int]) -> tuple[tuple[int, int], str]:
-    """tfmot's block_size for this layer and the pattern that results."""
+    """tfmot's block_size for a layer with a 2-D (Keras [in, out]) kernel, and the pattern."""
     if block == (1, 1):
         return (1, 1), "element"
-    rows, cols = block
-    kind = type(layer).__name__
-    kernel = getattr(layer, "kernel", None)
-    shape = tuple(kernel.shape) if kernel is not None else ()
-    squeezed = [d for d in shape if d != 1]
-    if kind == "Dense" or (kind == "Conv2D" and shape[:2] == (1, 1)):
-        if len(squeezed) == 2:
-            # Keras [in, out] -> tfmot (height=in, width=out) = (cols, rows).
-            return (cols, rows), f"block {rows}x{cols}"
-    return (1, 1), f"element (tfmot blocks only 2-D weights; {kind} kernel {list(shape)})"
+    rows = block[0]
+    return (1, rows), f"block {rows}x1"
+
+
+def _flattenable_conv(layer: Any) -> bool:
+    """A KxK Conv2D that FlatKernelConv2D reproduces exactly."""
+    if type(layer).__name__ != "Conv2D":
+        return False
+    c = layer.get_config()
+    return c.get("groups", 1) == 1 and c.get("data_format", "channels_last") == "channels_last" and \
+        tuple(layer.kernel.shape[:2]) != (1, 1)
+
+
+_flat_conv_class: Any = None
+
+
+def flat_kernel_conv_class() -> Any:
+    """FlatKernelConv2D, made on first use (it subclasses tf-keras and tfmot classes)."""
+    global _flat_conv_class
+    if _flat_conv_class is not None:
+        return _flat_conv_class
+    tf, keras, tfmot = _tf.tf(), _tf.keras(), _tf.tfmot()
+
+    class FlatKernelConv2D(keras.layers.Layer, tfmot.sparsity.keras.PrunableLayer):  # type: ignore[misc, name-defined]
+        """Conv2D whose kernel variable is [KH*KW*C_in, C_out] (reshaped on every call)."""
+
+        def __init__(self, conv: Any, **kwargs: Any):
+            super().__init__(name=conv.name, **kwargs)
+            c = conv.get_config()
+            self.kernel_shape = tuple(int(d) for d in conv.kernel.shape)
+            self.strides = tuple(c["strides"])
+            self.padding = c["padding"].upper()
+            self.dilations = tuple(c["dilation_rate"])
+            self.activation = keras.activations.get(c["activation"])
+            kernel, *rest = conv.get_weights()
+            kh, kw, cin, cout = self.kernel_shape
+            self.kernel = self.add_weight(name="kernel", shape=(kh * kw * cin, cout),
+                                          initializer=keras.initializers.Constant(kernel.reshape(-1, cout)))
+            self.bias = self.add_weight(name="bias", shape=(cout,),
+                                        initializer=keras.initializers.Constant(rest[0])) if rest else None
+
+        def call(self, x: Any) -> Any:
+            y = tf.nn.conv2d(x, tf.reshape(self.kernel, self.kernel_shape), strides=self.strides,
+                             padding=self.padding, dilations=self.dilations)
+            if self.bias is not None:
+                y = tf.nn.bias_add(y, self.bias)
+            return self.activation(y)
+
+        def get_prunable_weights(self) -> list[Any]:
+            return [self.kernel]
+
+    _flat_conv_class = FlatKernelConv2D
+    return FlatKernelConv2D
 
 
 def prunable(layer: Any) -> bool:
@@ -140,13 +202,24 @@ def prune(
     def wrap(layer: Any) -> Any:
         if not prunable(layer):
             return layer
-        kblock, pattern = _keras_block(layer, block)
-        layers.append(PrunedLayer(layer.name, tuple(layer.kernel.shape), pattern))
+        shape = tuple(int(d) for d in layer.kernel.shape)
+        if block == (1, 1):
+            kblock, pattern = (1, 1), "element"
+        elif type(layer).__name__ == "Dense" or (type(layer).__name__ == "Conv2D" and shape[:2] == (1, 1)):
+            kblock, pattern = _keras_block(layer, block)
+        elif _flattenable_conv(layer):
+            kblock, pattern = _keras_block(layer, block)
+            flat[layer.name] = shape
+            layer = flat_kernel_conv_class()(layer)
+        else:
+            kblock, pattern = (1, 1), f"element ({type(layer).__name__}: no block form)"
+        layers.append(PrunedLayer(layer.name, shape, pattern))
         return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule, block_size=kblock)
 
     # A private copy first: wrapping reuses the layer objects, and fine-tuning must
     # not change the caller's model.  Then per-layer wrapping (the block size
     # differs per layer), which keeps each layer's trained weights.
+    flat: dict[str, tuple[int, ...]] = {}
     base = keras.models.clone_model(model)
     base.set_weights(model.get_weights())
     wrapped = keras.models.clone_model(base, clone_function=wrap)
@@ -165,6 +238,8 @@ def prune(
                 callbacks=[sparsity_api.UpdatePruningStep(), *epoch_progress(epochs, progress)],
                 verbose=keras_verbosity(progress), shuffle=True)
     stripped = sparsity_api.strip_pruning(wrapped)
+    if flat:
+        stripped = _unflatten(model, stripped, flat)
     result = PruneResult(
         tflite=convert_int8(stripped, calib or data, num_calib=num_calib, progress=progress, seed=seed),
         keras_model=stripped,
@@ -175,3 +250,14 @@ def prune(
     say(f"int8 weight sparsity {result.sparsity:.3f}", progress)
     return result
 
+
+def _unflatten(original: Any, stripped: Any, flat: dict[str, tuple[int, ...]]) -> Any:
+    """The original architecture (plain Conv2D layers) with the pruned weights."""
+    keras = _tf.keras()
+    plain = keras.models.clone_model(original)
+    for layer in plain.layers:
+        weights = stripped.get_layer(layer.name).get_weights()
+        if layer.name in flat:
+            weights = [weights[0].reshape(flat[layer.name]), *weights[1:]]
+        layer.set_weights(weights)
+    return plain
