@@ -99,14 +99,21 @@ static void pixel_chunk(const trt_ukernels *uk,
         for (int32_t kx = 0; kx < kw; ++kx) {
             const int8_t *x = tap_pixel(p, input_n, iy, ix0 + kx * p->dilation_w);
             const int8_t *w = p->weights + (ky * kw + kx) * out_c + c0;
-            if (mult == 1) {
+            if (mult == 1 || !x) {
                 uk->mac_rows(acc, x ? x + c0 : zp_chunk, w, n);
             } else {
-                const int32_t zp = -p->input_offset;
+                /* output channel c reads input channel c / mult: spread the
+                 * input to one byte per output channel, then one vector MAC */
+                int8_t spread[TRT_DW_CHUNK];
+                int32_t ic = c0 / mult, m = c0 % mult;
                 for (int32_t j = 0; j < n; ++j) {
-                    const int32_t xv = x ? x[(c0 + j) / mult] : zp;
-                    acc[j] += xv * (int32_t)w[j];
+                    spread[j] = x[ic];
+                    if (++m == mult) {
+                        m = 0;
+                        ++ic;
+                    }
                 }
+                uk->mac_rows(acc, spread, w, n);
             }
         }
     }

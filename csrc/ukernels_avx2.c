@@ -146,6 +146,11 @@ TRT_AVX2 static void mac_rows(int32_t *acc, const int8_t *x, const int8_t *w,
         _mm256_storeu_si256(a, _mm256_add_epi32(_mm256_loadu_si256(a), lo));
         _mm256_storeu_si256(a + 1, _mm256_add_epi32(_mm256_loadu_si256(a + 1), hi));
     }
+    for (; c + 8 <= n; c += 8) {
+        const __m128i prod = _mm_mullo_epi16(load8(x + c), load8(w + c));
+        __m256i *a = (__m256i *)(acc + c);
+        _mm256_storeu_si256(a, _mm256_add_epi32(_mm256_loadu_si256(a), _mm256_cvtepi16_epi32(prod)));
+    }
     for (; c < n; ++c) {
         acc[c] += (int32_t)x[c] * (int32_t)w[c];
     }

@@ -218,6 +218,16 @@ def _fastest_conv_scratch(steps: list[Step]) -> None:
             step.im2col_scratch = int(lib.trt_sparse_conv2d_s8_scratch_size(step.params))
 
 
+def _near_peak(current: Layout, n_steps: int) -> set[int]:
+    """Steps whose live buffers add up to at least half the arena."""
+    live = [0] * (n_steps + 2)
+    for b in current.buffers:
+        for t in range(max(b.first, 0), min(b.last, n_steps) + 1):
+            live[t] += b.size
+    threshold = current.arena_bytes // 2
+    return {t for t in range(n_steps) if live[t] >= threshold}
+
+
 def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Layout:
     """Search the memory choices for the smallest arena, preferring speed on ties."""
     _fastest_conv_scratch(steps)
@@ -227,23 +237,30 @@ def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Lay
     # The search costs O(steps^2) layouts; real models have tens of steps.
     searching = len(steps) <= MAX_SEARCH_STEPS
     while searching:
+        # Only steps whose live bytes come near the peak can lower it: the
+        # rest are skipped, which keeps loading fast (vww: 13 depthwise steps).
+        hot = _near_peak(best, len(steps))
         trials: list[Choices] = []
         for s_idx, step in enumerate(steps):
-            if step.kind == lib.TRT_OP_CONV2D and step.im2col_scratch and s_idx not in best.choices.direct_conv:
+            if (
+                s_idx in hot
+                and step.kind == lib.TRT_OP_CONV2D
+                and step.im2col_scratch
+                and s_idx not in best.choices.direct_conv
+            ):
                 c = best.choices.copy()
                 c.direct_conv.add(s_idx)
                 trials.append(c)
         for s_idx in dw_candidates:
-            if s_idx in best.choices.dw_block:
+            if s_idx in best.choices.dw_block or s_idx not in hot:
                 continue
             channels = steps[s_idx].params.output.c
-            block = channels
-            while block >= 1:
+            # whole (fastest), then smaller blocks of scratch
+            for block in sorted({channels, min(channels, 16), min(channels, 4), 1}, reverse=True):
                 c = best.choices.copy()
                 c.dw_block[s_idx] = block
                 c.inplace[s_idx] = steps[s_idx].inputs[0]
                 trials.append(c)
-                block //= 2
         improved = None
         for c in trials:
             candidate = layout(graph, steps, views, c)

@@ -112,6 +112,15 @@ def build_conv2d(ctx: OpContext) -> Step:
     in_c = x.shape[3]
     if fc <= 0 or in_c % fc or out_c % (in_c // fc):
         raise ctx.unsupported(f"input channels {in_c} and filter depth {fc} do not form whole groups")
+    return _conv_step(ctx, w, bias)
+
+
+def _conv_step(ctx: OpContext, w: np.ndarray, bias: np.ndarray | None) -> Step:
+    """A CONV_2D step for weights [C_out][KH][KW][C_in / groups] (checked)."""
+    x, y, in_s, in_zp, out_s, out_zp = _io(ctx)
+    out_c = y.shape[3]
+    _, kh, kw, fc = w.shape
+    in_c = x.shape[3]
     geo = _geometry(ctx, x.shape, kh, kw, y.shape)
     mult, shift = per_channel_multipliers(ctx, in_s, ctx.req_input(1).quant.scale, out_s, out_c)
     act_min, act_max = activation_range(int(ctx.options.get("fused_activation_function", 0)), out_s, out_zp)
@@ -166,6 +175,12 @@ def build_depthwise_conv2d(ctx: OpContext) -> Step:
     if in_c <= 0 or out_c % in_c:
         raise ctx.unsupported(f"output channels {out_c} are not a multiple of input channels {in_c}")
     _, kh, kw, _ = w.shape
+    if out_c != in_c:
+        # A depth multiplier M > 1 is a grouped convolution: group ic turns
+        # input channel ic into output channels ic*M .. ic*M + M - 1, in the
+        # same channel order.  As such it runs on the convolution's GEMM
+        # (one input channel: an ordinary convolution), not per element.
+        return _conv_step(ctx, np.ascontiguousarray(w.transpose(3, 1, 2, 0)), bias)
     geo = _geometry(ctx, x.shape, kh, kw, y.shape)
     mult, shift = per_channel_multipliers(ctx, in_s, ctx.req_input(1).quant.scale, out_s, out_c)
     act_min, act_max = activation_range(int(ctx.options.get("fused_activation_function", 0)), out_s, out_zp)
