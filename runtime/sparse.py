@@ -496,32 +496,30 @@ def format_plan(plan: Any) -> str:
     before/after packing, and the cost model's predictions."""
     graph = plan.graph
     by_step = {layer.step: layer for layer in getattr(plan, "sparse_layers", [])}
-    lines = [
-        f"{'#':>3} {'op':<20} {'kernel':<11} {'sparsity':>8} {'blocks 0':>8} {'MACs kept':>22} "
-        f"{'weights B':>19} {'predicted us':>17}",
-    ]
+    head = (f"{'#':>3} {'op':<18} {'kernel':<10} {'zeros':>6} {'zero blk':>8} {'MACs kept / all':>21} "
+            f"{'weight B dense->packed':>22}  predicted us dense | sparse")
+    lines = [head]
     total_dense = total_kept = bytes_dense = bytes_packed = 0
     for i, step in enumerate(plan.steps):
         op = graph.operators[plan.step_ops[i]]
         layer = by_step.get(i)
         if layer is None:
             if step.macs:
-                lines.append(f"{op.index:>3} {op.opcode:<20} {'dense':<11} {'':>8} {'':>8} {step.macs:>22,} "
-                             f"{step.weight_bytes:>19,}")
+                lines.append(f"{op.index:>3} {op.opcode:<18} {'dense':<10} {'':>6} {'':>8} {step.macs:>21,} "
+                             f"{step.weight_bytes:>22,}")
             total_dense += step.macs
             total_kept += step.macs
             bytes_dense += step.weight_bytes
             bytes_packed += step.weight_bytes
             continue
-        kernel = layer.format
         pred = layer.predicted_ns
-        chosen = pred["dense"] if layer.format == "dense" else pred[layer.format.split()[1].split("x")[0]]
         best_sparse = min(pred[str(b)] for b in BLOCKS)
-        macs = f"{layer.macs_kept:,}/{layer.macs_dense:,}"
-        weights = f"{layer.bytes_dense:,}->{layer.bytes_packed:,}"
+        macs = f"{layer.macs_kept:,} / {layer.macs_dense:,}"
+        weights = f"{layer.bytes_dense:,} -> {layer.bytes_packed:,}"
+        predicted = f"{pred['dense'] / 1e3:.2f} | {best_sparse / 1e3:.2f}"
         lines.append(
-            f"{op.index:>3} {op.opcode:<20} {kernel:<11} {layer.sparsity:>7.1%} {layer.block_sparsity:>7.1%} "
-            f"{macs:>22} {weights:>19} {chosen / 1e3:>8.2f} ({pred['dense'] / 1e3:.2f}|{best_sparse / 1e3:.2f})"
+            f"{op.index:>3} {op.opcode:<18} {layer.format.replace('sparse ', 'sparse'):<10} {layer.sparsity:>6.1%} "
+            f"{layer.block_sparsity:>8.1%} {macs:>21} {weights:>22}  {predicted}"
             + (f"  {layer.note}" if layer.note else "")
         )
         total_dense += layer.macs_dense
@@ -529,16 +527,11 @@ def format_plan(plan: Any) -> str:
         bytes_dense += layer.bytes_dense
         bytes_packed += layer.bytes_packed
     lines.append("")
-    lines.append(
-        f"MACs kept {total_kept:,} of {total_dense:,} ({total_kept / total_dense:.1%}); "
-        if total_dense
-        else "MACs 0; "
-    )
-    lines[-1] += f"weight bytes {bytes_dense:,} -> {bytes_packed:,}; arena {plan.arena_bytes:,} B"
-    lines.append(
-        "predicted us: the cost model's kernel time for the choice (dense | best sparse format); "
-        f"costs: {COSTS_PROVENANCE}"
-    )
+    share = f" ({total_kept / total_dense:.1%})" if total_dense else ""
+    lines.append(f"MACs kept {total_kept:,} of {total_dense:,}{share}; weight bytes {bytes_dense:,} -> "
+                 f"{bytes_packed:,}; arena {plan.arena_bytes:,} B")
+    lines.append("zeros: zero weights; zero blk: zero blocks of the kernel's format (sparse4x1: 4 outputs x 1 input);")
+    lines.append(f"predicted: the cost model's kernel time, dense and the best sparse format ({COSTS_PROVENANCE})")
     return "\n".join(lines)
 
 
