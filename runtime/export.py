@@ -442,7 +442,11 @@ def _plan_args(sparse: str) -> dict[str, Any]:
     params = inspect.signature(build_plan).parameters
     args: dict[str, Any] = {"host_layouts": False} if "host_layouts" in params else {}
     if "sparse" in params:
-        args["sparse"] = sparse
+        # Firmware runs the portable sparse kernels: choose with their costs,
+        # not this host's SIMD ones.
+        from .sparse import SparsePolicy
+
+        args["sparse"] = SparsePolicy(sparse, isa="portable")
     elif sparse == "force":
         raise ExportError("this tinyrt has no sparse kernels (sparse='force')")
     return args

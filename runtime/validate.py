@@ -150,7 +150,13 @@ def report(model: str | Path | bytes, board: Any, latency_budget_ms: float | Non
     graph = parse_model(model if isinstance(model, (bytes, bytearray)) else Path(model))
     # The plan is made on this machine: its SIMD weight layouts (AVX2 panels)
     # count only for an x86-64 board, as runtime.export leaves them out too.
-    plan = build_plan(graph, materialize=False, host_layouts=b.core == "x86-64")
+    host = b.core == "x86-64"
+    # The plan the board would run: its sparse choices use the kernels it has
+    # (the portable sparse kernels off x86), as the export does.
+    from .sparse import SparsePolicy
+
+    sparse = SparsePolicy("auto") if host else SparsePolicy("auto", isa="portable")
+    plan = build_plan(graph, materialize=False, host_layouts=host, sparse=sparse)
     layers = _layers(plan, b)
     weights, persistent = _constant_bytes(plan)
     code = _code_bytes(graph, plan, b)
