@@ -32,8 +32,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from runtime import optimize  # noqa: E402
+import runtime  # noqa: E402
+from runtime import isa, optimize  # noqa: E402
 from runtime.optimize import measure  # noqa: E402
+from runtime.sparse import format_plan, plan_summary  # noqa: E402
 
 # A shipped profile and a small board of this example's own (a user-written
 # .toml, checked by the same schema): 32 KB of flash is where a 14 KB model
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     # 5. measure every int8 model
     from runtime import validate
 
+    # Interleaved rounds: a shared machine's load falls on every model alike.
+    latencies = measure.host_latencies_ms({name: m["tflite"] for name, m in models.items()})
     rows = []
     for name, m in models.items():
         tflite: bytes = m["tflite"]
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             r = validate.report(tflite, board)
             reports[r["board"]] = {k: v for k, v in r.items() if k not in ("layers", "_plan")}
         first = next(iter(reports.values()))
-        import runtime
+        auto = runtime.load(tflite)  # backend="auto", sparse="auto": what a user gets
 
         rows.append({
             "model": name,
@@ -173,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             "weight_bytes": first["weight_bytes"],
             "arena_bytes": first["arena_bytes"],
             "macs": first["macs"],
-            "host_latency_ms": optimize.host_latency_ms(tflite, repeat=500),
+            "host_latency_ms": latencies[name],
             "max_lsb_vs_builtin_ref": measure.max_abs_diff_vs_reference(tflite, test.x),
-            "auto_backend": runtime.load(tflite).backend,
+            "auto_backend": auto.backend,
+            "auto_sparse": plan_summary(auto.plan) if auto.backend == "c" else None,
             "boards": {b: {"fits": r["fits"], "failed": [x["name"] for x in r["budgets"] if not x["ok"]],
                            "ram_bytes": r["ram_bytes"], "flash_bytes": r["flash_bytes"],
                            "latency_ms": r["latency_ms"]} for b, r in reports.items()},
@@ -206,8 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("bit-exact vs LiteRT BUILTIN_REF on all test images: "
           + ", ".join(f"{r['model']}: max {r['max_lsb_vs_builtin_ref']} LSB" for r in rows))
-    print("backend picked by runtime.load(backend='auto'): " + ", ".join(f"{r['model']}: {r['auto_backend']}"
-                                                                          for r in rows))
+    print("runtime.load() defaults (backend and sparse 'auto'): " + "; ".join(
+        f"{r['model']}: {r['auto_backend']} backend, "
+        f"{r['auto_sparse']['sparse_layers']}/{r['auto_sparse']['eligible_layers']} layers sparse, "
+        f"MACs {r['auto_sparse']['macs']:,}" for r in rows))
+    print(f"pruned model's plan on this machine ({isa.active()} kernels):")
+    print(format_plan(runtime.load(models["pruned 80% int8"]["tflite"]).plan))
     print(f"{STUDENT} int8 accuracy over seeds {student_seeds}:")
     for kind, values in comparison.items():
         print(f"  {kind:<52} {'  '.join(f'{v * 100:.2f}' for v in values)}   mean {np.mean(values) * 100:.2f}%")

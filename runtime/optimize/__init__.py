@@ -20,7 +20,15 @@ from .arch import ArchSpec, build, parse_spec, train
 from .data import DataError, Dataset, load_data, load_digits, save_npz
 from .distillation import distill, teacher_logits
 from .fitting import Candidate, FitResult, fit
-from .measure import accuracy, block_zero_fraction, host_latency_ms, weight_bytes, weight_sparsity, weight_tensors
+from .measure import (
+    accuracy,
+    block_zero_fraction,
+    host_latencies_ms,
+    host_latency_ms,
+    weight_bytes,
+    weight_sparsity,
+    weight_tensors,
+)
 from .pruning import PruneResult, prune
 from .quantization import convert_int8, quantize
 
@@ -39,6 +47,7 @@ __all__ = [
     "convert_int8",
     "distill",
     "fit",
+    "host_latencies_ms",
     "host_latency_ms",
     "load_data",
     "load_digits",

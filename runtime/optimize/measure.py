@@ -125,6 +125,28 @@ def host_latency_ms(model_bytes: bytes | str | os.PathLike[str], repeat: int = 2
     return float(np.median(times) * 1e3)
 
 
+def host_latencies_ms(models: dict[str, bytes], rounds: int = 30, per_round: int = 100,
+                      backend: str = "c") -> dict[str, float]:
+    """Median ms per inference of several models, measured in interleaved rounds so
+    that load from other processes on a shared machine falls on all of them alike."""
+    import runtime
+
+    loaded = {name: runtime.load(content, backend=backend) for name, content in models.items()}  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    inputs = {name: [rng.integers(-128, 128, size=i.shape, dtype=i.dtype) if i.dtype.kind in "iu" else
+                     rng.standard_normal(i.shape).astype(i.dtype) for i in m.inputs] for name, m in loaded.items()}
+    samples: dict[str, list[float]] = {name: [] for name in loaded}
+    for _ in range(rounds):
+        for name, m in loaded.items():
+            x = inputs[name]
+            m.run(x)
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                m.run(x)
+            samples[name].append((time.perf_counter() - t0) / per_round)
+    return {name: float(np.median(v) * 1e3) for name, v in samples.items()}
+
+
 def max_abs_diff_vs_reference(model_bytes: bytes, x: np.ndarray) -> int:
     """Largest |tinyrt C - LiteRT BUILTIN_REF| over the samples' int8 outputs
     (0 means bit-exact).  Needs ai-edge-litert."""
