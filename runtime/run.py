@@ -161,11 +161,11 @@ def format_output(info: Any, raw: np.ndarray, top: int, dequantize: bool) -> str
 def write_outputs(path: str, model: Any, outputs: list[np.ndarray], dequantize: bool) -> None:
     p = Path(path)
     suffix = p.suffix.lower()
-    values = [info.dequantize(o) if dequantize else o for info, o in zip(model.outputs, outputs)]
+    values = [info.dequantize(o) if dequantize else o for info, o in zip(model.outputs, outputs, strict=True)]
     if suffix == ".npy":
         np.save(p, values[0])
     elif suffix == ".npz":
-        np.savez(p, **{info.name: v for info, v in zip(model.outputs, values)})
+        np.savez(p, **{info.name: v for info, v in zip(model.outputs, values, strict=True)})
     elif suffix == ".json":
         doc = {
             "outputs": [
@@ -177,7 +177,7 @@ def write_outputs(path: str, model: Any, outputs: list[np.ndarray], dequantize: 
                     "zero_point": info.zero_point,
                     "values": v.reshape(-1).tolist(),
                 }
-                for info, v in zip(model.outputs, values)
+                for info, v in zip(model.outputs, values, strict=True)
             ]
         }
         p.write_text(json.dumps(doc))
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             outputs = model.run(inputs)
             times.append(time.perf_counter() - t0)
-        for info, out in zip(model.outputs, outputs):
+        for info, out in zip(model.outputs, outputs, strict=True):
             print(format_output(info, out, args.top, args.dequantize))
         if args.repeat > 1:
             ms = np.array(times) * 1e3
