@@ -10,6 +10,8 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TRT_HAVE_X86_DISPATCH 1
 extern const trt_ukernels trt_ukernels_avx2;
+/* x86-64 CPUs without AVX2 (SSE4.1 is not in the x86-64 baseline) */
+extern const trt_ukernels trt_ukernels_sse41;
 #endif
 
 /* ARM Linux: the NEON tables of ukernels_neon.c (keep these conditions in
@@ -65,6 +67,9 @@ static const trt_ukernels *table_for(int32_t isa) {
     if (isa == TRT_ISA_AVX2 && __builtin_cpu_supports("avx2")) {
         return &trt_ukernels_avx2;
     }
+    if (isa == TRT_ISA_SSE41 && __builtin_cpu_supports("sse4.1")) {
+        return &trt_ukernels_sse41;
+    }
 #endif
 #ifdef TRT_HAVE_NEON_DISPATCH
 #ifdef TRT_HAVE_NEON_DOTPROD
@@ -89,6 +94,9 @@ int32_t trt_isa_best(void) {
 #ifdef TRT_HAVE_X86_DISPATCH
     if (__builtin_cpu_supports("avx2")) {
         return TRT_ISA_AVX2;
+    }
+    if (__builtin_cpu_supports("sse4.1")) {
+        return TRT_ISA_SSE41;
     }
 #endif
 #ifdef TRT_HAVE_NEON_DISPATCH

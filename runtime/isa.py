@@ -10,6 +10,7 @@ from ._native import lib
 
 NAMES = {
     "portable": lib.TRT_ISA_PORTABLE,
+    "sse41": lib.TRT_ISA_SSE41,
     "avx2": lib.TRT_ISA_AVX2,
     "neon": lib.TRT_ISA_NEON,
     "cortex-m-dsp": lib.TRT_ISA_CORTEX_M_DSP,
@@ -26,12 +27,22 @@ def active() -> str:
     return _BY_CODE[lib.trt_isa_active()]
 
 
+_AVAILABLE: list[str] = []
+
+
 def available() -> list[str]:
-    """The paths this CPU and build can run, portable first."""
-    out = ["portable"]
-    if best() != "portable":
-        out.append(best())
-    return out
+    """Every path this CPU and build can run, portable first (an x86-64 with
+    AVX2 runs the SSE4.1 table too, so tests compare all of them)."""
+    if not _AVAILABLE:
+        # trt_isa_select() refuses a table the CPU lacks (it returns another);
+        # probe each once, then put the selection back.
+        current = lib.trt_isa_active()
+        try:
+            found = [name for name, code in NAMES.items() if lib.trt_isa_select(code) == code]
+        finally:
+            lib.trt_isa_select(current)
+        _AVAILABLE.extend(["portable"] + [n for n in found if n != "portable"])
+    return list(_AVAILABLE)
 
 
 def select(name: str) -> str:

@@ -450,7 +450,8 @@ typedef enum {
     TRT_ISA_AVX2 = 2,
     TRT_ISA_NEON = 3,
     TRT_ISA_CORTEX_M_DSP = 4,
-    TRT_ISA_NEON_DOTPROD = 5     /* aarch64 NEON + ARMv8.2 SDOT             */
+    TRT_ISA_NEON_DOTPROD = 5,    /* aarch64 NEON + ARMv8.2 SDOT             */
+    TRT_ISA_SSE41 = 6            /* x86-64 SSE4.1, for CPUs without AVX2    */
 } trt_isa;
 
 int32_t trt_isa_best(void);

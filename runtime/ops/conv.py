@@ -47,9 +47,10 @@ def _weights_and_bias(ctx: OpContext, channels: int, channel_axis: int) -> tuple
 
 
 def host_simd() -> bool:
-    """Whether this machine's kernels read the int16 GEMM panels (AVX2 does;
-    the NEON tables read the int8 weights directly, so Pis skip the copy)."""
-    return lib.trt_isa_best() == lib.TRT_ISA_AVX2
+    """Whether this machine's kernels read the int16 GEMM panels (the AVX2 and
+    SSE4.1 tables do; the NEON tables read the int8 weights directly, so Pis
+    skip the copy)."""
+    return lib.trt_isa_best() in (lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41)
 
 
 def pack_gemm_weights(w: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 /*
  * ukernel_diff: every entry of each SIMD micro-kernel table this build and
- * CPU have (NEON, NEON + dot product, AVX2) against the portable table, on
- * random shapes and values (tails of every vector width, INT8_MIN/MAX,
- * multipliers up to 2^31 - 1, every shift the planner can emit) plus a grid
- * of requantisation edge values; the outputs must be identical bytes.
+ * CPU have (NEON, NEON + dot product, AVX2, SSE4.1) against the portable
+ * table, on random shapes and values (tails of every vector width,
+ * INT8_MIN/MAX, multipliers up to 2^31 - 1, every shift the planner can
+ * emit) plus a grid of requantisation edge values; the outputs must be
+ * identical bytes.
  *
  * Every input ends flush against a PROT_NONE page and every output too, so
  * a kernel that reads or writes one byte past its operands faults.
@@ -463,7 +464,8 @@ static void check_add(const trt_ukernels *u, tally *t) {
 /* ----------------------------------------------------------------- main */
 
 static const int32_t ISAS[] = {TRT_ISA_PORTABLE, TRT_ISA_AVX2, TRT_ISA_NEON,
-                               TRT_ISA_CORTEX_M_DSP, TRT_ISA_NEON_DOTPROD};
+                               TRT_ISA_CORTEX_M_DSP, TRT_ISA_NEON_DOTPROD,
+                               TRT_ISA_SSE41};
 
 int main(int argc, char **argv) {
     const long cases = argc > 1 ? atol(argv[1]) : 1000;
