@@ -15,6 +15,7 @@ from typing import Any
 
 from ._native import ffi
 from .errors import UnsupportedModelError
+from .fuse import FoldedPad, fold_pads
 from .graph import Graph
 from .memory import Choices, choose_layout, forced_layout
 from .ops import BUILDERS, Alias, OpContext, Step
@@ -38,6 +39,8 @@ class Plan:
     memory: Any = None  # the runtime.memory.Layout chosen
     # FULLY_CONNECTED / CONV_2D layers eligible for sparse kernels: the choice made
     sparse_layers: list[SparseLayer] = field(default_factory=list)
+    # PADs folded into the convolution after them (runtime.fuse): no step of their own
+    folded_pads: list[FoldedPad] = field(default_factory=list)
     c_plan: Any = None  # cffi trt_plan *
     _keep: list[Any] = field(default_factory=list)
 
@@ -82,6 +85,7 @@ def build_plan(
     choices: Callable[[Graph, list[Step], dict[int, int]], Choices] | None = None,
     sparse: str | SparsePolicy = "off",
     host_layouts: bool = True,
+    fuse: bool = True,
 ) -> Plan:
     """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op.
 
@@ -91,8 +95,14 @@ def build_plan(
     whose pruned weights make them faster, runtime.sparse) or "force".
     host_layouts: also keep the weights in this machine's SIMD layouts (e.g.
     int16 GEMM panels on AVX2); an export for a microcontroller turns it off
-    so its flash holds each weight once."""
+    so its flash holds each weight once.
+    fuse: fold PADs into the convolutions that read them (runtime.fuse); the
+    plan's graph stays the model's, and steps keep its operator indices."""
     _check_graph(graph)
+    model_graph = graph
+    folded: list[FoldedPad] = []
+    if fuse:
+        graph, folded = fold_pads(graph)
     policy = as_policy(sparse)
     sparse_layers: list[SparseLayer] = []
     steps: list[Step] = []
@@ -152,7 +162,7 @@ def build_plan(
         )
 
     plan = Plan(
-        graph=graph,
+        graph=model_graph,
         steps=steps,
         step_ops=step_ops,
         root=mem.root,
@@ -162,6 +172,7 @@ def build_plan(
         scratch_offset=mem.scratch_offset,
         memory=mem,
         sparse_layers=sparse_layers,
+        folded_pads=folded,
     )
     if materialize:
         _materialize(plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._native import lib
+from ..fuse import FOLDED_PAD
 from ..quant import activation_range, f32, quantize_multipliers
 from .common import FLOAT32, INT8, INT32, OpContext, Step, padding_same_or_valid, set_dims
 
@@ -73,8 +74,13 @@ def _geometry(ctx: OpContext, in_shape, kh: int, kw: int, out_shape) -> dict[str
     stride_h, stride_w = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
     dil_h, dil_w = int(o.get("dilation_h_factor", 1) or 1), int(o.get("dilation_w_factor", 1) or 1)
     padding = int(o.get("padding", 0))
-    oh, pad_top = padding_same_or_valid(ctx, padding, in_shape[1], kh, stride_h, dil_h)
-    ow, pad_left = padding_same_or_valid(ctx, padding, in_shape[2], kw, stride_w, dil_w)
+    # PADs folded into this (VALID) convolution by runtime/fuse.py: windows
+    # over the padded size, whose padding taps the kernels read as the zero
+    # point, as they do any tap outside the image.
+    top, bottom, left, right = o.get(FOLDED_PAD, (0, 0, 0, 0))
+    oh, pad_top = padding_same_or_valid(ctx, padding, in_shape[1] + top + bottom, kh, stride_h, dil_h)
+    ow, pad_left = padding_same_or_valid(ctx, padding, in_shape[2] + left + right, kw, stride_w, dil_w)
+    pad_top, pad_left = pad_top + top, pad_left + left
     if (out_shape[1], out_shape[2]) != (oh, ow):
         raise ctx.unsupported(
             f"output spatial size {out_shape[1]}x{out_shape[2]} disagrees with the computed {oh}x{ow}"
