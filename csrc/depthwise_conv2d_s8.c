@@ -121,42 +121,88 @@ static void pixel_chunk(const trt_ukernels *uk,
                    p->output_offset, p->act_min, p->act_max, out);
 }
 
+static int is_wide(const trt_depthwise_conv2d_params *p) {
+    return p->depth_multiplier == 1 && p->filter.h * p->filter.w <= TRT_DW_MAX_TAPS;
+}
+
+/* Output pixels [px0, px1) of one image, channels [c0, c0 + width); pixel
+ * px goes to out + px * out_step.  Where the table has a run kernel, the
+ * pixels of a row whose windows lie inside the image go through it in one
+ * call; border pixels (and tables without one) go pixel by pixel. */
+static void run_pixels(const trt_ukernels *uk,
+                       const trt_depthwise_conv2d_params *p,
+                       const int8_t *input_n, const int8_t *zp_chunk,
+                       const int8_t *zp_wide, int32_t px0, int32_t px1,
+                       int32_t c0, int32_t width, int8_t *out, int32_t out_step) {
+    const int32_t in_h = p->input.h, in_w = p->input.w, in_c = p->input.c;
+    const int32_t kh = p->filter.h, kw = p->filter.w, out_w = p->output.w;
+    const int32_t sh = p->stride_h, sw = p->stride_w;
+    const int32_t pt = p->pad_top, pl = p->pad_left;
+    const int wide = is_wide(p);
+    const int runs = wide && uk->dw_run && kh * kw <= TRT_DW_RUN_TAPS &&
+                     width <= TRT_DW_RUN_CHANNELS;
+    int32_t tap_off[TRT_DW_RUN_TAPS];
+    int32_t ox_lo = 0, ox_hi = 0; /* columns whose windows are inside */
+    if (runs) {
+        int32_t t = 0;
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            for (int32_t kx = 0; kx < kw; ++kx) {
+                tap_off[t++] = (ky * p->dilation_h * in_w + kx * p->dilation_w) * in_c;
+            }
+        }
+        const int32_t last = in_w - 1 - (kw - 1) * p->dilation_w + pl;
+        ox_lo = pl <= 0 ? 0 : (pl + sw - 1) / sw;
+        ox_hi = last < 0 ? 0 : TRT_MIN(last / sw + 1, out_w);
+    }
+    int32_t px = px0;
+    while (px < px1) {
+        const int32_t oy = px / out_w, ox = px % out_w;
+        const int32_t iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+        int8_t *o = out + (int64_t)px * out_step;
+        if (runs && ox >= ox_lo && ox < ox_hi && iy0 >= 0 &&
+            iy0 + (kh - 1) * p->dilation_h < in_h) {
+            const int32_t count = TRT_MIN(ox_hi - ox, px1 - px);
+            uk->dw_run(input_n + ((int64_t)iy0 * in_w + ix0) * in_c + c0, count,
+                       sw * in_c, tap_off, kh * kw, p->weights + c0,
+                       p->output.c, width, p->bias_folded + c0,
+                       p->multiplier + c0, p->shift + c0, p->output_offset,
+                       p->act_min, p->act_max, o, out_step);
+            px += count;
+            continue;
+        }
+        if (wide) {
+            for (int32_t c = c0; c < c0 + width; c += TRT_DW_WIDE) {
+                pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c,
+                           TRT_MIN(TRT_DW_WIDE, c0 + width - c), o + (c - c0));
+            }
+        } else {
+            for (int32_t c = c0; c < c0 + width; c += TRT_DW_CHUNK) {
+                pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c,
+                            TRT_MIN(TRT_DW_CHUNK, c0 + width - c), o + (c - c0));
+            }
+        }
+        ++px;
+    }
+}
+
 void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
                              const int8_t *input, int8_t *output,
                              void *scratch) {
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t in_plane = p->input.h * p->input.w * p->input.c;
-    const int32_t out_h = p->output.h, out_w = p->output.w;
     const int32_t out_c = p->output.c;
-    const int32_t pixels = out_h * out_w;
+    const int32_t pixels = p->output.h * p->output.w;
     int8_t zp_chunk[TRT_DW_CHUNK];
     int8_t zp_wide[TRT_DW_WIDE];
     memset(zp_chunk, (int8_t)(-p->input_offset), sizeof zp_chunk);
     memset(zp_wide, (int8_t)(-p->input_offset), sizeof zp_wide);
-    const int wide = p->depth_multiplier == 1 &&
-                     p->filter.h * p->filter.w <= TRT_DW_MAX_TAPS;
 
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
         int8_t *output_n = output + (int64_t)n * pixels * out_c;
         if (!p->in_place) {
-            for (int32_t px = 0; px < pixels; ++px) {
-                const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
-                const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
-                if (wide) {
-                    for (int32_t c0 = 0; c0 < out_c; c0 += TRT_DW_WIDE) {
-                        pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c0,
-                                   TRT_MIN(TRT_DW_WIDE, out_c - c0),
-                                   output_n + (int64_t)px * out_c + c0);
-                    }
-                    continue;
-                }
-                for (int32_t c0 = 0; c0 < out_c; c0 += TRT_DW_CHUNK) {
-                    pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c0,
-                                TRT_MIN(TRT_DW_CHUNK, out_c - c0),
-                                output_n + (int64_t)px * out_c + c0);
-                }
-            }
+            run_pixels(uk, p, input_n, zp_chunk, zp_wide, 0, pixels, 0, out_c,
+                       output_n, out_c);
             continue;
         }
         /* In place: input == output, depth multiplier 1. */
@@ -164,23 +210,8 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
         const int32_t b = p->channel_block;
         for (int32_t c0 = 0; c0 < out_c; c0 += b) {
             const int32_t width = TRT_MIN(b, out_c - c0);
-            for (int32_t px = 0; px < pixels; ++px) {
-                const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
-                const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
-                if (wide) {
-                    for (int32_t c = c0; c < c0 + width; c += TRT_DW_WIDE) {
-                        pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c,
-                                   TRT_MIN(TRT_DW_WIDE, c0 + width - c),
-                                   block + (int64_t)px * width + (c - c0));
-                    }
-                    continue;
-                }
-                for (int32_t c = c0; c < c0 + width; c += TRT_DW_CHUNK) {
-                    pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c,
-                                TRT_MIN(TRT_DW_CHUNK, c0 + width - c),
-                                block + (int64_t)px * width + (c - c0));
-                }
-            }
+            run_pixels(uk, p, input_n, zp_chunk, zp_wide, 0, pixels, c0, width,
+                       block, width);
             if (width == out_c) {
                 /* one block of every channel: the same layout, one copy */
                 memcpy(output_n, block, (size_t)pixels * (size_t)width);
@@ -201,30 +232,19 @@ int32_t trt_depthwise_conv2d_s8_pixels(const trt_depthwise_conv2d_params *p,
         return 0; /* channel blocks sweep the whole image: not splittable */
     }
     const trt_ukernels *uk = trt_ukernels_active();
-    const int32_t out_w = p->output.w, out_c = p->output.c;
-    const int32_t pixels = p->output.h * out_w;
+    const int32_t out_c = p->output.c;
+    const int32_t pixels = p->output.h * p->output.w;
     const int32_t in_plane = p->input.h * p->input.w * p->input.c;
     int8_t zp_chunk[TRT_DW_CHUNK];
     int8_t zp_wide[TRT_DW_WIDE];
     memset(zp_chunk, (int8_t)(-p->input_offset), sizeof zp_chunk);
     memset(zp_wide, (int8_t)(-p->input_offset), sizeof zp_wide);
-    const int wide = p->depth_multiplier == 1 &&
-                     p->filter.h * p->filter.w <= TRT_DW_MAX_TAPS;
-    for (int32_t i = begin; i < end; ++i) {
-        const int32_t n = i / pixels, px = i % pixels;
-        const int8_t *input_n = input + (int64_t)n * in_plane;
-        int8_t *out_px = output + (int64_t)i * out_c;
-        const int32_t iy0 = (px / out_w) * p->stride_h - p->pad_top;
-        const int32_t ix0 = (px % out_w) * p->stride_w - p->pad_left;
-        for (int32_t c0 = 0; c0 < out_c; c0 += wide ? TRT_DW_WIDE : TRT_DW_CHUNK) {
-            if (wide) {
-                pixel_wide(uk, p, input_n, zp_wide, iy0, ix0, c0,
-                           TRT_MIN(TRT_DW_WIDE, out_c - c0), out_px + c0);
-            } else {
-                pixel_chunk(uk, p, input_n, zp_chunk, iy0, ix0, c0,
-                            TRT_MIN(TRT_DW_CHUNK, out_c - c0), out_px + c0);
-            }
-        }
+    /* [begin, end) counts pixels over batch and space: image by image */
+    for (int32_t n = begin / pixels; n * pixels < end; ++n) {
+        const int32_t b = TRT_MAX(begin - n * pixels, 0);
+        const int32_t e = TRT_MIN(end - n * pixels, pixels);
+        run_pixels(uk, p, input + (int64_t)n * in_plane, zp_chunk, zp_wide, b, e,
+                   0, out_c, output + (int64_t)n * pixels * out_c, out_c);
     }
     return 1;
 }

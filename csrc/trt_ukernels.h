@@ -61,7 +61,20 @@ typedef struct {
     /* ADD of n same-shaped elements, TFLite's AddFunc on each */
     void (*add)(const trt_binary_params *p, const int8_t *x, const int8_t *y,
                 int32_t n, int8_t *out);
+    /* A run of `count` depthwise output pixels of one row whose windows lie
+     * inside the image (depth multiplier 1): pixel j reads tap t at
+     * x + j * x_step + tap_off[t] and writes its channels c < n at
+     * out + j * out_step; otherwise as dw_pixel.  taps <= TRT_DW_RUN_TAPS,
+     * n <= TRT_DW_RUN_CHANNELS.  May be NULL (the caller goes per pixel). */
+    void (*dw_run)(const int8_t *x, int32_t count, int32_t x_step,
+                   const int32_t *tap_off, int32_t taps, const int8_t *w,
+                   int32_t w_stride, int32_t n, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift,
+                   int32_t out_offset, int32_t act_min, int32_t act_max,
+                   int8_t *out, int32_t out_step);
 } trt_ukernels;
+
+enum { TRT_DW_RUN_TAPS = 16, TRT_DW_RUN_CHANNELS = 256 };
 
 enum { TRT_GEMM_MR = 4, TRT_STACK_PATCH_BYTES = 16384 };
 

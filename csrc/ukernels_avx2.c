@@ -269,6 +269,82 @@ TRT_AVX2 static void dw_pixel(const int8_t *const *x, int32_t taps,
     }
 }
 
+/* Depthwise runs: taps in pairs.  Two taps' bytes interleaved per channel
+ * (unpack), widened to int16, and one vpmaddwd against the pair's weights
+ * (interleaved once per call on the stack) adds both taps of eight channels
+ * into int32 lanes: no int16 product widening, no per-pixel tap pointers.
+ * An odd last tap pairs with itself under a zero weight. */
+TRT_AVX2 static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
+                            const int32_t *tap_off, int32_t taps, const int8_t *w,
+                            int32_t w_stride, int32_t n, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift,
+                            int32_t out_offset, int32_t act_min, int32_t act_max,
+                            int8_t *out, int32_t out_step) {
+    enum { PAIRS = TRT_DW_RUN_TAPS / 2 };
+    int16_t wp[PAIRS][2 * TRT_DW_RUN_CHANNELS] __attribute__((aligned(32)));
+    int32_t off[TRT_DW_RUN_TAPS + 1];
+    const int32_t pairs = (taps + 1) / 2;
+    const int32_t n8 = n & ~7;
+    for (int32_t q = 0; q < pairs; ++q) {
+        const int8_t *w0 = w + (int64_t)(2 * q) * w_stride;
+        const int8_t *w1 = 2 * q + 1 < taps ? w0 + w_stride : 0;
+        for (int32_t c = 0; c < n8; ++c) {
+            wp[q][2 * c] = w0[c];
+            wp[q][2 * c + 1] = w1 ? w1[c] : 0;
+        }
+    }
+    for (int32_t t = 0; t < taps; ++t) {
+        off[t] = tap_off[t];
+    }
+    off[taps] = tap_off[taps - 1];
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    for (int32_t j = 0; j < count; ++j) {
+        const int8_t *xj = x + (int64_t)j * x_step;
+        int8_t *o = out + (int64_t)j * out_step;
+        int32_t c = 0;
+        for (; c + 16 <= n8; c += 16) {
+            __m256i acc0 = _mm256_loadu_si256((const __m256i *)(bias + c));
+            __m256i acc1 = _mm256_loadu_si256((const __m256i *)(bias + c + 8));
+            for (int32_t q = 0; q < pairs; ++q) {
+                const __m128i a = _mm_loadu_si128((const __m128i *)(xj + off[2 * q] + c));
+                const __m128i b = _mm_loadu_si128((const __m128i *)(xj + off[2 * q + 1] + c));
+                const __m256i w0 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
+                const __m256i w1 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c + 16));
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), w0));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), w1));
+            }
+            acc0 = requantize8(acc0, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                               _mm256_loadu_si256((const __m256i *)(shift + c)));
+            acc1 = requantize8(acc1, _mm256_loadu_si256((const __m256i *)(mult + c + 8)),
+                               _mm256_loadu_si256((const __m256i *)(shift + c + 8)));
+            store8(acc0, offset, lo, hi, o + c);
+            store8(acc1, offset, lo, hi, o + c + 8);
+        }
+        for (; c < n8; c += 8) {
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(bias + c));
+            for (int32_t q = 0; q < pairs; ++q) {
+                const __m128i a = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q] + c));
+                const __m128i b = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q + 1] + c));
+                const __m256i wv = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), wv));
+            }
+            acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                              _mm256_loadu_si256((const __m256i *)(shift + c)));
+            store8(acc, offset, lo, hi, o + c);
+        }
+        if (n8 < n) {
+            const int8_t *px[TRT_DW_RUN_TAPS];
+            for (int32_t t = 0; t < taps; ++t) {
+                px[t] = xj + off[t] + n8;
+            }
+            dw_pixel(px, taps, w + n8, w_stride, n - n8, bias + n8, mult + n8,
+                     shift + n8, out_offset, act_min, act_max, o + n8);
+        }
+    }
+}
+
 TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
                          const int8_t *y, int32_t n, int8_t *out) {
     const __m256i off1 = _mm256_set1_epi32(p->input1_offset);
@@ -343,6 +419,10 @@ TRT_AVX2 static inline void store_first(__m128i bytes, int8_t *out, int32_t coun
         _mm_storeu_si128((__m128i *)out, bytes);
         return;
     }
+    if (count == 8) {
+        _mm_storel_epi64((__m128i *)out, bytes);
+        return;
+    }
     int8_t tmp[16];
     _mm_storeu_si128((__m128i *)tmp, bytes);
     for (int32_t j = 0; j < count; ++j) {
@@ -382,6 +462,84 @@ TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
     return _mm256_set1_epi32(v);
 }
 
+/* Eight vectors of partial sums -> one vector of the eight totals (lane j =
+ * all of a[j]'s lanes). */
+TRT_AVX2 static inline __m256i reduce8(const __m256i *a) {
+    const __m256i s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]),
+                                            _mm256_hadd_epi32(a[2], a[3]));
+    const __m256i s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]),
+                                            _mm256_hadd_epi32(a[6], a[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20),
+                            _mm256_permute2x128_si256(s0123, s4567, 0x31));
+}
+
+/* One row (a batch-1 FULLY_CONNECTED, the last pixel of a convolution):
+ * eight weight rows at a time dotted with the row straight from the int8
+ * matrix, sign-extended in registers.  A single row uses each weight once,
+ * so the layer streams its weights: the int8 matrix is half the bytes of the
+ * int16 panels.  The per-channel arrays are padded to sixteen (w_packed is
+ * set), so a last block of fewer than eight channels repeats the last row
+ * and drops the extra lanes. */
+TRT_AVX2 static void gemv(const int8_t *x, int32_t k, const int8_t *w, int32_t n,
+                          const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, const double *scale,
+                          int32_t out_offset, int32_t act_min, int32_t act_max,
+                          int8_t *out) {
+    int16_t xb[TRT_GEMM_MAX_K] __attribute__((aligned(32)));
+    const int32_t k16 = k & ~15, k8 = k & ~7;
+    for (int32_t i = 0; i < k16; i += 16) {
+        _mm256_store_si256((__m256i *)(xb + i), load16(x + i));
+    }
+    if (k8 > k16) {
+        _mm_store_si128((__m128i *)(xb + k16), load8(x + k16));
+    }
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    for (int32_t oc = 0; oc < n; oc += 8) {
+        const int32_t count = TRT_MIN(8, n - oc);
+        const int8_t *row[8];
+        for (int32_t j = 0; j < 8; ++j) {
+            row[j] = w + (int64_t)(oc + TRT_MIN(j, count - 1)) * k;
+        }
+        /* named accumulators: an array here is spilled by GCC */
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        __m256i a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int32_t i = 0; i < k16; i += 16) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(xb + i));
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load16(row[0] + i), xv));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load16(row[1] + i), xv));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(load16(row[2] + i), xv));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(load16(row[3] + i), xv));
+            a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(load16(row[4] + i), xv));
+            a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(load16(row[5] + i), xv));
+            a6 = _mm256_add_epi32(a6, _mm256_madd_epi16(load16(row[6] + i), xv));
+            a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(load16(row[7] + i), xv));
+        }
+        __m256i a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        if (k8 > k16) {
+            const __m128i xv = _mm_load_si128((const __m128i *)(xb + k16));
+            for (int32_t j = 0; j < 8; ++j) {
+                const __m128i p = _mm_madd_epi16(load8(row[j] + k16), xv);
+                a[j] = _mm256_add_epi32(a[j], _mm256_inserti128_si256(_mm256_setzero_si256(), p, 0));
+            }
+        }
+        __m256i sum = reduce8(a);
+        if (k > k8) {
+            int32_t tail[8];
+            for (int32_t j = 0; j < 8; ++j) {
+                tail[j] = 0;
+                for (int32_t i = k8; i < k; ++i) {
+                    tail[j] += (int32_t)x[i] * (int32_t)row[j][i];
+                }
+            }
+            sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)tail));
+        }
+        finish8(sum, bias + oc, mult ? mult + oc : 0, shift ? shift + oc : 0,
+                scale ? scale + oc : 0, offset, lo, hi, out + oc, count);
+    }
+}
+
 /* Output-channel-vectorised GEMM: each weight load (sixteen channels times
  * two k) feeds every row, each row's pair of inputs is broadcast, and
  * vpmaddwd sums the two exact products - no horizontal reductions, and the
@@ -395,6 +553,11 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
     if (!w_packed || k > TRT_GEMM_MAX_K) {
         trt_ukernels_portable.gemm(x, m, k, w, w_packed, n, bias, mult, shift,
                                    scale, out_offset, act_min, act_max, out);
+        return;
+    }
+    if (m == 1) {
+        gemv(x[0], k, w, n, bias, mult, shift, scale, out_offset, act_min,
+             act_max, out[0]);
         return;
     }
     const int32_t kp = (k + 1) / 2;
@@ -480,6 +643,7 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 
 const trt_ukernels trt_ukernels_avx2 = {
     TRT_ISA_AVX2, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
+    dw_run,
 };
 
 #endif

@@ -85,6 +85,22 @@ static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
     }
 }
 
+static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
+                   const int32_t *tap_off, int32_t taps, const int8_t *w,
+                   int32_t w_stride, int32_t n, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift,
+                   int32_t out_offset, int32_t act_min, int32_t act_max,
+                   int8_t *out, int32_t out_step) {
+    const int8_t *px[TRT_DW_RUN_TAPS];
+    for (int32_t j = 0; j < count; ++j) {
+        for (int32_t t = 0; t < taps; ++t) {
+            px[t] = x + (int64_t)j * x_step + tap_off[t];
+        }
+        dw_pixel(px, taps, w, w_stride, n, bias, mult, shift, out_offset,
+                 act_min, act_max, out + (int64_t)j * out_step);
+    }
+}
+
 static int8_t gemm_finish(int32_t acc, int32_t oc, const int32_t *mult,
                           const int32_t *shift, const double *scale,
                           int32_t out_offset, int32_t act_min, int32_t act_max) {
@@ -156,4 +172,5 @@ static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
 
 const trt_ukernels trt_ukernels_portable = {
     TRT_ISA_PORTABLE, 0, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
+    dw_run,
 };

@@ -718,6 +718,7 @@ TRT_SSE41 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 
 const trt_ukernels trt_ukernels_sse41 = {
     TRT_ISA_SSE41, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
+    0, /* dw_run: per pixel */
 };
 
 #endif

@@ -80,8 +80,9 @@ class CModel(Model):
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         with self._lock:
-            for view, arr in zip(self._in_views, arrays, strict=True):
-                np.copyto(view, arr)
+            # (plain indexing: zip(strict=True) costs ~1 us, a third of a small model's run)
+            for i in range(len(arrays)):
+                self._in_views[i][...] = arrays[i]
             if self._pool is None:
                 status = _run_plan(self._c_plan, self._arena_ptr, self._failed)
             else:

@@ -335,6 +335,53 @@ static void check_dw_pixel(const trt_ukernels *u, tally *t) {
     }
 }
 
+/* A run of pixels along a row: random tap offsets inside one input buffer
+ * (overlapping windows, strides, odd and even tap counts), channel counts
+ * with and without a tail of eight. */
+static void check_dw_run(const trt_ukernels *u, tally *t) {
+    const int32_t taps = chance(50) ? 9 : rnd_in(1, TRT_DW_RUN_TAPS);
+    const int32_t n = chance(50) ? 8 * rnd_in(1, 8) : rnd_len(TRT_DW_RUN_CHANNELS);
+    const int32_t count = rnd_in(1, 12);
+    const int32_t in_c = n + (chance(50) ? 0 : rnd_in(1, 16));
+    const int32_t x_step = in_c * rnd_in(1, 2);
+    const int32_t ws = n + (chance(50) ? 0 : rnd_in(1, 16));
+    const int32_t out_step = n + (chance(50) ? 0 : rnd_in(1, 8));
+    const int32_t span = (count - 1) * x_step + 4 * in_c * (TRT_DW_RUN_TAPS - 1) + in_c;
+    const int mode = (int)(rnd() % VAL_MODES);
+    int8_t *xb = at_end(0, (size_t)span);
+    int8_t *w = at_end(2, (size_t)((taps - 1) * ws + n));
+    int32_t *bias = at_end(3, 4 * (size_t)n);
+    int32_t *mult = at_end(4, 4 * (size_t)n), *shift = at_end(5, 4 * (size_t)n);
+    const size_t out_len = (size_t)((count - 1) * out_step + n);
+    int8_t *oa = at_end(6, out_len), *ob = at_end(7, out_len);
+    int32_t off[TRT_DW_RUN_TAPS];
+    fill_i8(xb, span, mode);
+    fill_i8(w, (taps - 1) * ws + n, chance(70) ? mode : VAL_UNIFORM);
+    for (int32_t i = 0; i < taps; ++i) {
+        off[i] = in_c * rnd_in(0, 4 * (TRT_DW_RUN_TAPS - 1));
+    }
+    for (int32_t c = 0; c < n; ++c) {
+        bias[c] = rnd_in(-(1 << 24), 1 << 24);
+    }
+    fill_requant(mult, shift, n);
+    int32_t lo, hi;
+    rnd_act(&lo, &hi);
+    const int32_t zo = rnd_in(-128, 127);
+    memset(oa, 0x5A, out_len);
+    memset(ob, 0x5A, out_len);
+    u->dw_run(xb, count, x_step, off, taps, w, ws, n, bias, mult, shift, zo, lo,
+              hi, oa, out_step);
+    trt_ukernels_portable.dw_run(xb, count, x_step, off, taps, w, ws, n, bias,
+                                 mult, shift, zo, lo, hi, ob, out_step);
+    t->cases++;
+    if (memcmp(oa, ob, out_len) != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "taps=%d n=%d count=%d x_step=%d out_step=%d mode=%d",
+                 (int)taps, (int)n, (int)count, (int)x_step, (int)out_step, mode);
+        mismatch(t, what);
+    }
+}
+
 /* runtime/ops/conv.py pack_gemm_weights: [ceil(N/16)][ceil(K/2)][16][2]. */
 static void pack_panels(const int8_t *w, int32_t n, int32_t k, int16_t *out) {
     const int32_t nb = (n + 15) / 16, kp = (k + 1) / 2;
@@ -483,11 +530,11 @@ int main(int argc, char **argv) {
             continue;
         }
         const trt_ukernels *u = trt_ukernels_active();
-        tally t[9] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
-                      {"mac_rows", 0, 0}, {"requantize", 0, 0},
-                      {"requantize_edges", 0, 0}, {"dw_pixel", 0, 0},
-                      {"gemm", 0, 0},     {"gemm_f64", 0, 0},
-                      {"add", 0, 0}};
+        tally t[10] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
+                       {"mac_rows", 0, 0}, {"requantize", 0, 0},
+                       {"requantize_edges", 0, 0}, {"dw_pixel", 0, 0},
+                       {"gemm", 0, 0},     {"gemm_f64", 0, 0},
+                       {"add", 0, 0},      {"dw_run", 0, 0}};
         check_requantize_edges(u, &t[4]);
         for (long c = 0; c < cases; ++c) {
             check_dots(u, &t[0], &t[1]);
@@ -496,8 +543,14 @@ int main(int argc, char **argv) {
             check_dw_pixel(u, &t[5]);
             check_gemm(u, &t[6], &t[7]);
             check_add(u, &t[8]);
+            if (u->dw_run) {
+                check_dw_run(u, &t[9]);
+            }
         }
-        for (int j = 0; j < 9; ++j) {
+        for (int j = 0; j < 10; ++j) {
+            if (j == 9 && !u->dw_run) {
+                continue; /* optional entry this table leaves NULL */
+            }
             printf("table %d %s cases %ld mismatches %ld\n", (int)u->isa, t[j].name,
                    t[j].cases, t[j].mismatches);
             total_mismatches += t[j].mismatches;
