@@ -139,6 +139,57 @@ static void dot_rows(const trt_ukernels *uk, const int8_t *x0,
     }
 }
 
+/* Whether the table's segmented GEMM can read this convolution's patches
+ * in place: one group, kernel rows contiguous in the input (all channels,
+ * no horizontal dilation), packed weights. */
+static int segmented(const trt_ukernels *uk, const trt_conv2d_params *p) {
+    return uk->gemm_seg && p->packed_weights && groups_of(p) == 1 &&
+           p->filter.c == p->input.c && p->dilation_w == 1 &&
+           p->filter.h <= TRT_GEMM_SEG_MAX && patch_len(p) <= TRT_GEMM_MAX_K;
+}
+
+/* The segmented path: an output pixel whose window lies inside the image
+ * gives the GEMM its kernel rows where they are; a border pixel's patch is
+ * gathered (zero-point filled) into scratch and given as rows of it. */
+static void run_gemm_seg_range(const trt_ukernels *uk,
+                               const trt_conv2d_params *p,
+                               const int8_t *input_n, int8_t *output_n,
+                               int8_t *scratch, int32_t begin, int32_t end) {
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t in_w = p->input.w, in_c = p->input.c;
+    const int32_t kh = p->filter.h, kw = p->filter.w;
+    const int32_t k = patch_len(p), len = kw * in_c;
+    const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
+    const int8_t *rows[TRT_GEMM_MR * TRT_GEMM_SEG_MAX];
+    int8_t *outs[TRT_GEMM_MR];
+    for (int32_t px = begin; px < end; px += TRT_GEMM_MR) {
+        const int32_t m = TRT_MIN(TRT_GEMM_MR, end - px);
+        for (int32_t r = 0; r < m; ++r) {
+            const int32_t oy = (px + r) / out_w, ox = (px + r) % out_w;
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            const int8_t **seg = rows + r * kh;
+            if (iy0 >= 0 && iy0 + (kh - 1) * p->dilation_h < p->input.h &&
+                ix0 >= 0 && ix0 + kw <= in_w) {
+                const int8_t *first = input_n + ((int64_t)iy0 * in_w + ix0) * in_c;
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    seg[ky] = first + ky * row_step;
+                }
+            } else {
+                int8_t *patch = scratch + (int64_t)r * k;
+                gather_patch(p, input_n, oy, ox, 0, patch);
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    seg[ky] = patch + ky * len;
+                }
+            }
+            outs[r] = output_n + (int64_t)(px + r) * out_c;
+        }
+        uk->gemm_seg(rows, kh, m, k, p->weights, p->packed_weights, out_c,
+                     p->bias_folded, p->multiplier, p->shift, 0,
+                     p->output_offset, p->act_min, p->act_max, outs);
+    }
+}
+
 /* One group: TRT_GEMM_MR output pixels at a time through the GEMM
  * micro-kernel, patches (or, pointwise, the input pixels) as its rows. */
 static void run_gemm_range(const trt_ukernels *uk, const trt_conv2d_params *p,
@@ -147,6 +198,10 @@ static void run_gemm_range(const trt_ukernels *uk, const trt_conv2d_params *p,
     const int32_t out_w = p->output.w, out_c = p->output.c;
     const int32_t k = patch_len(p);
     const int pointwise = is_pointwise(p);
+    if (!pointwise && segmented(uk, p)) {
+        run_gemm_seg_range(uk, p, input_n, output_n, scratch, begin, end);
+        return;
+    }
     const int8_t *rows[TRT_GEMM_MR];
     int8_t *outs[TRT_GEMM_MR];
     for (int32_t px = begin; px < end; px += TRT_GEMM_MR) {

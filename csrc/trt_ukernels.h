@@ -72,9 +72,24 @@ typedef struct {
                    const int32_t *mult, const int32_t *shift,
                    int32_t out_offset, int32_t act_min, int32_t act_max,
                    int8_t *out, int32_t out_step);
+    /* gemm whose row r is the concatenation of x[r * segs + s], s < segs,
+     * each k / segs bytes (a convolution's kernel rows read where they lie
+     * in the image).  Needs w_packed and k <= TRT_GEMM_MAX_K.  May be NULL
+     * (the caller gathers patches for gemm). */
+    void (*gemm_seg)(const int8_t *const *x, int32_t segs, int32_t m,
+                     int32_t k, const int8_t *w, const int16_t *w_packed,
+                     int32_t n, const int32_t *bias, const int32_t *mult,
+                     const int32_t *shift, const double *scale,
+                     int32_t out_offset, int32_t act_min, int32_t act_max,
+                     int8_t *const *out);
 } trt_ukernels;
 
-enum { TRT_DW_RUN_TAPS = 16, TRT_DW_RUN_CHANNELS = 256 };
+enum {
+    TRT_DW_RUN_TAPS = 16,
+    TRT_DW_RUN_CHANNELS = 256,
+    TRT_GEMM_MAX_K = 4096, /* longest row of the SIMD GEMMs (widened on the stack) */
+    TRT_GEMM_SEG_MAX = 16  /* most segments per gemm_seg row */
+};
 
 enum { TRT_GEMM_MR = 4, TRT_STACK_PATCH_BYTES = 16384 };
 

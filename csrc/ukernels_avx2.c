@@ -375,7 +375,6 @@ TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
 
 /* Rows longer than this take the portable kernel (the converted rows live
  * on the stack). */
-enum { TRT_GEMM_MAX_K = 4096 };
 
 /* Eight int32 accumulators -> TFLite's double-precision FULLY_CONNECTED
  * rescale: round half away from zero of acc * scale (via trunc and the exact
@@ -480,19 +479,13 @@ TRT_AVX2 static inline __m256i reduce8(const __m256i *a) {
  * int16 panels.  The per-channel arrays are padded to sixteen (w_packed is
  * set), so a last block of fewer than eight channels repeats the last row
  * and drops the extra lanes. */
-TRT_AVX2 static void gemv(const int8_t *x, int32_t k, const int8_t *w, int32_t n,
+TRT_AVX2 static void gemv(const int16_t *xb, int32_t k, const int8_t *w, int32_t n,
                           const int32_t *bias, const int32_t *mult,
                           const int32_t *shift, const double *scale,
                           int32_t out_offset, int32_t act_min, int32_t act_max,
                           int8_t *out) {
-    int16_t xb[TRT_GEMM_MAX_K] __attribute__((aligned(32)));
+    /* xb: the row widened to int16, 32-byte aligned */
     const int32_t k16 = k & ~15, k8 = k & ~7;
-    for (int32_t i = 0; i < k16; i += 16) {
-        _mm256_store_si256((__m256i *)(xb + i), load16(x + i));
-    }
-    if (k8 > k16) {
-        _mm_store_si128((__m128i *)(xb + k16), load8(x + k16));
-    }
     const __m256i offset = _mm256_set1_epi32(out_offset);
     const __m256i lo = _mm256_set1_epi32(act_min);
     const __m256i hi = _mm256_set1_epi32(act_max);
@@ -530,7 +523,7 @@ TRT_AVX2 static void gemv(const int8_t *x, int32_t k, const int8_t *w, int32_t n
             for (int32_t j = 0; j < 8; ++j) {
                 tail[j] = 0;
                 for (int32_t i = k8; i < k; ++i) {
-                    tail[j] += (int32_t)x[i] * (int32_t)row[j][i];
+                    tail[j] += (int32_t)xb[i] * (int32_t)row[j][i];
                 }
             }
             sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)tail));
@@ -544,37 +537,36 @@ TRT_AVX2 static void gemv(const int8_t *x, int32_t k, const int8_t *w, int32_t n
  * two k) feeds every row, each row's pair of inputs is broadcast, and
  * vpmaddwd sums the two exact products - no horizontal reductions, and the
  * accumulators are already in the per-channel layout requantisation needs. */
-TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
-                          const int8_t *w, const int16_t *w_packed, int32_t n,
-                          const int32_t *bias, const int32_t *mult,
-                          const int32_t *shift, const double *scale,
-                          int32_t out_offset, int32_t act_min, int32_t act_max,
-                          int8_t *const *out) {
-    if (!w_packed || k > TRT_GEMM_MAX_K) {
-        trt_ukernels_portable.gemm(x, m, k, w, w_packed, n, bias, mult, shift,
-                                   scale, out_offset, act_min, act_max, out);
-        return;
+/* len int8 -> int16 at dst (any alignment). */
+TRT_AVX2 static inline void widen_into(const int8_t *x, int32_t len, int16_t *dst) {
+    int32_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+        _mm256_storeu_si256((__m256i *)(dst + i), load16(x + i));
     }
+    for (; i + 8 <= len; i += 8) {
+        _mm_storeu_si128((__m128i *)(dst + i), load8(x + i));
+    }
+    for (; i < len; ++i) {
+        dst[i] = x[i];
+    }
+}
+
+typedef int16_t trt_gemm_rows[TRT_GEMM_MR][TRT_GEMM_MAX_K + 16];
+
+/* The GEMM on rows already widened (xb[r][k] = 0 for an odd k). */
+TRT_AVX2 static void gemm_core(trt_gemm_rows xb, int32_t m, int32_t k,
+                               const int8_t *w, const int16_t *w_packed,
+                               int32_t n, const int32_t *bias,
+                               const int32_t *mult, const int32_t *shift,
+                               const double *scale, int32_t out_offset,
+                               int32_t act_min, int32_t act_max,
+                               int8_t *const *out) {
     if (m == 1) {
-        gemv(x[0], k, w, n, bias, mult, shift, scale, out_offset, act_min,
+        gemv(xb[0], k, w, n, bias, mult, shift, scale, out_offset, act_min,
              act_max, out[0]);
         return;
     }
     const int32_t kp = (k + 1) / 2;
-    int16_t xb[TRT_GEMM_MR][TRT_GEMM_MAX_K + 16] __attribute__((aligned(32)));
-    for (int32_t r = 0; r < m; ++r) {
-        int32_t i = 0;
-        for (; i + 16 <= k; i += 16) {
-            _mm256_store_si256((__m256i *)(xb[r] + i), load16(x[r] + i));
-        }
-        for (; i + 8 <= k; i += 8) {
-            _mm_storeu_si128((__m128i *)(xb[r] + i), load8(x[r] + i));
-        }
-        for (; i < k; ++i) {
-            xb[r][i] = x[r][i];
-        }
-        xb[r][k] = 0; /* the odd k's partner: its packed weight is 0 too */
-    }
     const __m256i offset = _mm256_set1_epi32(out_offset);
     const __m256i lo = _mm256_set1_epi32(act_min);
     const __m256i hi = _mm256_set1_epi32(act_max);
@@ -641,9 +633,50 @@ TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
     }
 }
 
+TRT_AVX2 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
+                          const int8_t *w, const int16_t *w_packed, int32_t n,
+                          const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, const double *scale,
+                          int32_t out_offset, int32_t act_min, int32_t act_max,
+                          int8_t *const *out) {
+    if (!w_packed || k > TRT_GEMM_MAX_K) {
+        trt_ukernels_portable.gemm(x, m, k, w, w_packed, n, bias, mult, shift,
+                                   scale, out_offset, act_min, act_max, out);
+        return;
+    }
+    trt_gemm_rows xb __attribute__((aligned(32)));
+    for (int32_t r = 0; r < m; ++r) {
+        widen_into(x[r], k, xb[r]);
+        xb[r][k] = 0; /* the odd k's partner: its packed weight is 0 too */
+    }
+    gemm_core(xb, m, k, w, w_packed, n, bias, mult, shift, scale, out_offset,
+              act_min, act_max, out);
+}
+
+/* Rows in segments (a convolution's kernel rows read in place): widening
+ * them is the gather, so interior pixels need no im2col copy. */
+TRT_AVX2 static void gemm_seg(const int8_t *const *x, int32_t segs, int32_t m,
+                              int32_t k, const int8_t *w,
+                              const int16_t *w_packed, int32_t n,
+                              const int32_t *bias, const int32_t *mult,
+                              const int32_t *shift, const double *scale,
+                              int32_t out_offset, int32_t act_min,
+                              int32_t act_max, int8_t *const *out) {
+    trt_gemm_rows xb __attribute__((aligned(32)));
+    const int32_t len = k / segs;
+    for (int32_t r = 0; r < m; ++r) {
+        for (int32_t s = 0; s < segs; ++s) {
+            widen_into(x[r * segs + s], len, xb[r] + s * len);
+        }
+        xb[r][k] = 0;
+    }
+    gemm_core(xb, m, k, w, w_packed, n, bias, mult, shift, scale, out_offset,
+              act_min, act_max, out);
+}
+
 const trt_ukernels trt_ukernels_avx2 = {
     TRT_ISA_AVX2, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
-    dw_run,
+    dw_run, gemm_seg,
 };
 
 #endif

@@ -843,6 +843,7 @@ const trt_ukernels trt_ukernels_cortex_m_dsp = {
     TRT_ISA_CORTEX_M_DSP, 0, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel,
     gemm, add,
     0, /* dw_run: per pixel */
+    0, /* gemm_seg: gathered patches */
 };
 
 #endif

@@ -651,6 +651,7 @@ static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 const trt_ukernels trt_ukernels_neon = {
     TRT_ISA_NEON, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     0, /* dw_run: per pixel */
+    0, /* gemm_seg: gathered patches */
 };
 
 /* ------------------------------------------- ARMv8.2 dot product (SDOT) --- */
@@ -847,6 +848,7 @@ const trt_ukernels trt_ukernels_neon_dotprod = {
     TRT_ISA_NEON_DOTPROD, 1, dot_1x4_dp, dot_2x4_dp, mac_rows, requantize,
     dw_pixel, gemm_dp, add,
     0, /* dw_run: per pixel */
+    0, /* gemm_seg: gathered patches */
 };
 
 #endif /* TRT_NEON_DOTPROD */

@@ -173,4 +173,5 @@ static void add(const trt_binary_params *p, const int8_t *x, const int8_t *y,
 const trt_ukernels trt_ukernels_portable = {
     TRT_ISA_PORTABLE, 0, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     dw_run,
+    0, /* gemm_seg: gathered patches */
 };

@@ -459,7 +459,6 @@ TRT_SSE41 static void add(const trt_binary_params *p, const int8_t *x,
 
 /* Rows longer than this take the portable kernel (the converted rows live
  * on the stack), as in the AVX2 table. */
-enum { TRT_GEMM_MAX_K = 4096 };
 
 /* Row pair i (two int16) in every lane. */
 TRT_SSE41 static inline __m128i pair_at(const int16_t *row, int32_t i) {
@@ -719,6 +718,7 @@ TRT_SSE41 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 const trt_ukernels trt_ukernels_sse41 = {
     TRT_ISA_SSE41, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     0, /* dw_run: per pixel */
+    0, /* gemm_seg: gathered patches */
 };
 
 #endif

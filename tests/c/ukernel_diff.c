@@ -398,6 +398,8 @@ static void pack_panels(const int8_t *w, int32_t n, int32_t k, int16_t *out) {
     }
 }
 
+static tally *seg_tally; /* gemm_seg cases, counted inside check_gemm */
+
 static void check_gemm(const trt_ukernels *u, tally *t, tally *tf) {
     const int32_t m = rnd_in(1, TRT_GEMM_MR);
     const int32_t k = chance(10) ? rnd_in(1, 1500) : TRT_MAX(1, rnd_len(300));
@@ -475,6 +477,37 @@ static void check_gemm(const trt_ukernels *u, tally *t, tally *tf) {
             break;
         }
     }
+    /* The same rows cut into segments (a convolution's kernel rows), each
+     * row's copy ending at a guard page: against the portable whole rows. */
+    if (!u->gemm_seg || !wp || k > TRT_GEMM_MAX_K) {
+        return;
+    }
+    int32_t segs = rnd_in(1, TRT_GEMM_SEG_MAX);
+    while (k % segs) {
+        --segs;
+    }
+    const int32_t len = k / segs;
+    const int8_t *seg[TRT_GEMM_MR * TRT_GEMM_SEG_MAX];
+    for (int32_t r = 0; r < m; ++r) {
+        int8_t *copy = at_end(24 + r, (size_t)k);
+        memcpy(copy, x[r], (size_t)k);
+        for (int32_t q = 0; q < segs; ++q) {
+            seg[r * segs + q] = copy + (int64_t)q * len;
+        }
+        memset(oa[r], 0x5A, (size_t)n);
+    }
+    u->gemm_seg(seg, segs, m, k, w, wp, n, bias, mult, shift, scale, off, lo,
+                hi, oa);
+    seg_tally->cases++;
+    for (int32_t r = 0; r < m; ++r) {
+        if (memcmp(oa[r], ob[r], (size_t)n) != 0) {
+            char what[128];
+            snprintf(what, sizeof what, "m=%d k=%d segs=%d n=%d row=%d scale=%d",
+                     (int)m, (int)k, (int)segs, (int)n, (int)r, scale != NULL);
+            mismatch(seg_tally, what);
+            break;
+        }
+    }
 }
 
 static void check_add(const trt_ukernels *u, tally *t) {
@@ -530,11 +563,13 @@ int main(int argc, char **argv) {
             continue;
         }
         const trt_ukernels *u = trt_ukernels_active();
-        tally t[10] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
+        tally t[11] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
                        {"mac_rows", 0, 0}, {"requantize", 0, 0},
                        {"requantize_edges", 0, 0}, {"dw_pixel", 0, 0},
                        {"gemm", 0, 0},     {"gemm_f64", 0, 0},
-                       {"add", 0, 0},      {"dw_run", 0, 0}};
+                       {"add", 0, 0},      {"dw_run", 0, 0},
+                       {"gemm_seg", 0, 0}};
+        seg_tally = &t[10];
         check_requantize_edges(u, &t[4]);
         for (long c = 0; c < cases; ++c) {
             check_dots(u, &t[0], &t[1]);
@@ -547,9 +582,9 @@ int main(int argc, char **argv) {
                 check_dw_run(u, &t[9]);
             }
         }
-        for (int j = 0; j < 10; ++j) {
-            if (j == 9 && !u->dw_run) {
-                continue; /* optional entry this table leaves NULL */
+        for (int j = 0; j < 11; ++j) {
+            if ((j == 9 && !u->dw_run) || (j == 10 && !u->gemm_seg)) {
+                continue; /* optional entries this table leaves NULL */
             }
             printf("table %d %s cases %ld mismatches %ld\n", (int)u->isa, t[j].name,
                    t[j].cases, t[j].mismatches);
