@@ -174,14 +174,15 @@ TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult,
                          round),
         31);
     const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    /* rounding divide by 2^right, halves away from zero */
+    /* rounding divide by 2^right, halves away from zero: gemmlowp adds one
+     * when rem > (mask >> 1) + (high < 0); moving the sign term to the left
+     * (rem - 1 for a negative high, never below -1) keeps it exact */
     const __m256i one = _mm256_set1_epi32(1);
     const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    const __m256i rem = _mm256_and_si256(high, mask);
-    const __m256i threshold = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1),
-                                               _mm256_cmpgt_epi32(zero, high));
+    const __m256i rem = _mm256_add_epi32(_mm256_and_si256(high, mask),
+                                         _mm256_cmpgt_epi32(zero, high));
     return _mm256_sub_epi32(_mm256_srav_epi32(high, right),
-                            _mm256_cmpgt_epi32(rem, threshold));
+                            _mm256_cmpgt_epi32(rem, _mm256_srai_epi32(mask, 1)));
 }
 
 TRT_AVX2 static void requantize(const int32_t *acc, const int32_t *bias,
@@ -583,6 +584,7 @@ TRT_AVX2 static void gemm_core(trt_gemm_rows xb, int32_t m, int32_t k,
             /* a narrow layer (e.g. a first convolution with 8 filters): the
              * upper eight lanes of the panel are zero padding, skip them */
             __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            _Pragma("GCC unroll 4")
             for (int32_t i = 0; i < kp; ++i) {
                 const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + i * 32));
                 a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(pair_at(xb[0], i), w0));
@@ -599,6 +601,7 @@ TRT_AVX2 static void gemm_core(trt_gemm_rows xb, int32_t m, int32_t k,
         if (m == 4) {
             __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
             __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+            _Pragma("GCC unroll 4")
             for (int32_t i = 0; i < kp; ++i) {
                 const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wp + i * 32));
                 const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wp + i * 32 + 16));

@@ -8,6 +8,7 @@ load from elsewhere spreads over all layers instead of landing on one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,30 +30,57 @@ class LayerTime:
         return self.macs / (self.median_us * 1e3) if self.median_us > 0 and self.macs else 0.0
 
 
-def profile_layers(model: CModel, inputs: list[np.ndarray], rounds: int = 15, min_us: float = 200.0) -> list[LayerTime]:
-    """Median microseconds of each step, run on the arena state of `inputs`."""
-    model.run(inputs)  # fills every intermediate tensor with real values
-    plan = model.plan
+def step_runner(model: CModel, i: int, parts: int | None = None) -> Callable[[], object]:
+    """A call that runs step i of the model's plan alone: whole on this
+    thread, or through the model's thread pool in `parts` parts (default:
+    the parts the planner gave it) when the model has one."""
+    c_steps = model.plan.c_plan.steps
     arena = model._arena_ptr
-    c_steps = plan.c_plan.steps
-    run_part = lib.trt_run_step_part
-    # repeat each step enough times per round to be well above timer resolution
+    pool = model._pool
+    if parts is None:
+        parts = int(c_steps[i].parts) if pool is not None else 1
+    if parts <= 1 or pool is None:
+        step = c_steps + i
+        run_part = lib.trt_run_step_part
+        return lambda: run_part(step, arena, 0, 1)
+    # a one-step plan over a copy of the step carrying the wanted parts
+    step_copy = ffi.new("trt_step *")
+    step_copy[0] = c_steps[i]
+    step_copy.parts = parts
+    one = ffi.new("trt_plan *")
+    one.num_steps, one.steps = 1, step_copy
+    keep = (step_copy, one)
+    pool_run = lib.trt_pool_run_plan
+    return lambda: pool_run(pool, keep[1], arena, ffi.NULL)
+
+
+def time_calls(calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0) -> list[float]:
+    """Median microseconds per call of each, timed in interleaved rounds
+    (each repeated to well above the timer's resolution)."""
     reps = []
-    for i in range(len(plan.steps)):
+    for call in calls:
         t0 = time.perf_counter()
         n = 0
         while time.perf_counter() - t0 < min_us * 1e-6 or n < 3:
-            run_part(c_steps + i, arena, 0, 1)
+            call()
             n += 1
         reps.append(n)
-    samples: list[list[float]] = [[] for _ in plan.steps]
+    samples: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
-        for i, n in enumerate(reps):
-            step = c_steps + i
+        for i, (call, n) in enumerate(zip(calls, reps, strict=True)):
             t0 = time.perf_counter()
             for _ in range(n):
-                run_part(step, arena, 0, 1)
+                call()
             samples[i].append((time.perf_counter() - t0) / n * 1e6)
+    return [float(np.median(s)) for s in samples]
+
+
+def profile_layers(model: CModel, inputs: list[np.ndarray], rounds: int = 15, min_us: float = 200.0) -> list[LayerTime]:
+    """Median microseconds of each step, run on the arena state of `inputs`
+    (with the model's threads: split steps go through its pool)."""
+    model.run(inputs)  # fills every intermediate tensor with real values
+    plan = model.plan
+    medians = time_calls([step_runner(model, i) for i in range(len(plan.steps))], rounds, min_us)
     graph = plan.graph
     out = []
     for i, step in enumerate(plan.steps):
@@ -63,10 +91,9 @@ def profile_layers(model: CModel, inputs: list[np.ndarray], rounds: int = 15, mi
                 op=op.opcode,
                 output=graph.tensors[step.output].shape,
                 macs=step.macs,
-                median_us=float(np.median(samples[i])),
+                median_us=medians[i],
             )
         )
-    _ = ffi  # the steps are cffi pointers
     return out
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import INT8_MODELS, model_path, random_inputs, reference_interpreter, run_reference
 
 import runtime
-from runtime.threads import MIN_MACS_PER_PART
+from runtime._native import lib
+from runtime.threads import MIN_MACS_PER_PART, splittable
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)
@@ -27,7 +34,7 @@ def test_only_large_steps_are_split():
     parts = [model.plan.c_plan.steps[i].parts for i in range(len(steps))]
     assert any(p > 1 for p in parts)
     for step, p in zip(steps, parts, strict=True):
-        assert p == 1 or step.macs >= p * MIN_MACS_PER_PART
+        assert p == 1 or step.macs >= p * MIN_MACS_PER_PART[step.kind]
         assert p <= 4
 
 
@@ -46,3 +53,34 @@ def test_pools_start_and_stop_cleanly():
         first = out if first is None else first
         np.testing.assert_array_equal(out, first)
         del model
+
+
+def test_in_place_depthwise_steps_are_never_split():
+    """An in-place depthwise step sweeps the image per channel block: the
+    executor cannot share it, so the planner must not wake threads for it."""
+    model = runtime.load(model_path("vww_96_int8"), backend="c", num_threads=2)
+    in_place = [
+        i for i, s in enumerate(model.plan.steps) if s.kind == lib.TRT_OP_DEPTHWISE_CONV2D and s.params.in_place
+    ]
+    assert in_place, "vww's planner keeps an in-place depthwise step"
+    for i in in_place:
+        assert model.plan.c_plan.steps[i].parts == 1
+        assert not splittable(model.plan.steps[i])
+
+
+def test_calibration_tool_times_every_splittable_step():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "calibrate_threads.py"), "--models", "ad01", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("ad01")]
+    assert len(rows) == 10  # ad01: ten FULLY_CONNECTED steps
+    for row in rows:
+        t1, t2, speedup = float(row[3]), float(row[4]), float(row[5].rstrip("x"))
+        # (the times are printed to 0.01 us: compare loosely)
+        assert t1 > 0 and t2 > 0 and speedup == pytest.approx(t1 / t2, rel=0.05, abs=0.02)
+    assert "MIN_MACS_PER_PART" in out.stdout or "no step size gains" in out.stdout

@@ -15,20 +15,35 @@
 
 #include "../trt_fixedpoint.h"
 
+/* Waits spin this many rounds (a pause each, ~10-50 ns) before sleeping on
+ * a condition variable: a futex wake-up costs tens of microseconds in a VM,
+ * more than a whole small step, while the next split step usually comes
+ * within microseconds.  Bounded, so idle workers go to sleep. */
+enum { TRT_POOL_SPINS = 4000 };
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 struct trt_pool {
     int32_t threads;
     pthread_t *workers;
     pthread_mutex_t mutex;
     pthread_cond_t start;
     pthread_cond_t done;
-    /* the current job, published under the mutex with a new generation */
+    /* the current job: written by the caller while no worker runs one, then
+     * published by a release store of a new generation */
     const trt_step *step;
     uint8_t *arena;
     int32_t parts;
-    int32_t status;
-    uint64_t generation; /* bumped for each job; workers wait for a new one */
-    int32_t pending;     /* workers still running the current job */
-    int32_t stop;
+    int32_t status;      /* atomic: a failing share stores its status */
+    uint64_t generation; /* atomic; changed under the mutex (sleepers) */
+    int32_t pending;     /* atomic: workers still running the current job */
+    int32_t stop;        /* atomic; set under the mutex */
 };
 
 typedef struct {
@@ -36,38 +51,52 @@ typedef struct {
     int32_t index; /* 1 .. threads - 1; the caller is share 0 */
 } worker_arg;
 
+/* The next generation after `seen` (spinning, then sleeping), or `seen`
+ * itself when the pool stops. */
+static uint64_t wait_for_job(trt_pool *pool, uint64_t seen) {
+    for (int32_t spins = 0; spins < TRT_POOL_SPINS; ++spins) {
+        const uint64_t g = __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE);
+        if (g != seen || __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE)) {
+            return g;
+        }
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool->mutex);
+    uint64_t g;
+    while ((g = __atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE)) == seen &&
+           !__atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE)) {
+        pthread_cond_wait(&pool->start, &pool->mutex);
+    }
+    pthread_mutex_unlock(&pool->mutex);
+    return g;
+}
+
 static void *worker_main(void *opaque) {
     worker_arg *arg = (worker_arg *)opaque;
     trt_pool *pool = arg->pool;
     const int32_t index = arg->index;
     uint64_t seen = 0;
     free(arg);
-    pthread_mutex_lock(&pool->mutex);
     for (;;) {
-        while (!pool->stop && pool->generation == seen) {
-            pthread_cond_wait(&pool->start, &pool->mutex);
-        }
-        if (pool->stop) {
+        const uint64_t g = wait_for_job(pool, seen);
+        if (__atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE)) {
             break;
         }
-        seen = pool->generation;
-        const trt_step *step = pool->step;
-        uint8_t *arena = pool->arena;
+        seen = g;
         const int32_t parts = pool->parts;
-        pthread_mutex_unlock(&pool->mutex);
-        int32_t status = TRT_OK;
         if (index < parts) {
-            status = trt_run_step_part(step, arena, index, parts);
+            const int32_t status = trt_run_step_part(pool->step, pool->arena, index, parts);
+            if (status != TRT_OK) {
+                __atomic_store_n(&pool->status, status, __ATOMIC_RELAXED);
+            }
         }
-        pthread_mutex_lock(&pool->mutex);
-        if (status != TRT_OK) {
-            pool->status = status;
-        }
-        if (--pool->pending == 0) {
+        if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            /* the caller may sleep on `done` (cheap when it does not) */
+            pthread_mutex_lock(&pool->mutex);
             pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->mutex);
         }
     }
-    pthread_mutex_unlock(&pool->mutex);
     return 0;
 }
 
@@ -111,7 +140,7 @@ void trt_pool_destroy(trt_pool *pool) {
         return;
     }
     pthread_mutex_lock(&pool->mutex);
-    pool->stop = 1;
+    __atomic_store_n(&pool->stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->start);
     pthread_mutex_unlock(&pool->mutex);
     for (int32_t i = 1; i < pool->threads; ++i) {
@@ -133,24 +162,32 @@ int32_t trt_pool_run_plan(trt_pool *pool, const trt_plan *plan,
         if (parts <= 1) {
             status = trt_run_step_part(step, arena, 0, 1);
         } else {
-            pthread_mutex_lock(&pool->mutex);
             pool->step = step;
             pool->arena = arena;
             pool->parts = parts;
-            pool->status = TRT_OK;
-            pool->pending = pool->threads - 1;
-            pool->generation++;
+            __atomic_store_n(&pool->status, TRT_OK, __ATOMIC_RELAXED);
+            __atomic_store_n(&pool->pending, pool->threads - 1, __ATOMIC_RELAXED);
+            /* under the mutex, so a worker going to sleep cannot miss it */
+            pthread_mutex_lock(&pool->mutex);
+            __atomic_add_fetch(&pool->generation, 1, __ATOMIC_RELEASE);
             pthread_cond_broadcast(&pool->start);
             pthread_mutex_unlock(&pool->mutex);
             status = trt_run_step_part(step, arena, 0, parts);
-            pthread_mutex_lock(&pool->mutex);
-            while (pool->pending > 0) {
-                pthread_cond_wait(&pool->done, &pool->mutex);
+            int32_t spins = 0;
+            while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0) {
+                if (++spins < TRT_POOL_SPINS) {
+                    cpu_relax();
+                    continue;
+                }
+                pthread_mutex_lock(&pool->mutex);
+                while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0) {
+                    pthread_cond_wait(&pool->done, &pool->mutex);
+                }
+                pthread_mutex_unlock(&pool->mutex);
             }
             if (status == TRT_OK) {
-                status = pool->status;
+                status = __atomic_load_n(&pool->status, __ATOMIC_RELAXED);
             }
-            pthread_mutex_unlock(&pool->mutex);
         }
         if (status != TRT_OK) {
             if (failed_step) {
