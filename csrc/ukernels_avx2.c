@@ -185,6 +185,44 @@ TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult,
                             _mm256_cmpgt_epi32(rem, _mm256_srai_epi32(mask, 1)));
 }
 
+/* requantize8's per-channel terms, computed once for the many pixels that
+ * share the channels (a GEMM block's rows, a depthwise run's pixels). */
+typedef struct {
+    __m256i bias, mult, mult_odd, left, right, mask, half;
+} trt_rq8;
+
+TRT_AVX2 static inline trt_rq8 rq8_load(const int32_t *bias, const int32_t *mult,
+                                        const int32_t *shift) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i s = _mm256_loadu_si256((const __m256i *)shift);
+    trt_rq8 c;
+    c.bias = _mm256_loadu_si256((const __m256i *)bias);
+    c.mult = _mm256_loadu_si256((const __m256i *)mult);
+    c.mult_odd = _mm256_srli_epi64(c.mult, 32);
+    c.left = _mm256_max_epi32(s, zero);
+    c.right = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
+    const __m256i one = _mm256_set1_epi32(1);
+    c.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, c.right), one);
+    c.half = _mm256_srai_epi32(c.mask, 1);
+    return c;
+}
+
+/* requantize8(acc + bias) with the terms precomputed: the same steps. */
+TRT_AVX2 static inline __m256i rq8_apply(__m256i v, const trt_rq8 *c) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i round = _mm256_set1_epi64x(1LL << 30);
+    v = _mm256_sllv_epi32(_mm256_add_epi32(v, c->bias), c->left);
+    const __m256i even = _mm256_srli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(v, c->mult), round), 31);
+    const __m256i odd = _mm256_srli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), c->mult_odd), round), 31);
+    const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    const __m256i rem = _mm256_add_epi32(_mm256_and_si256(high, c->mask),
+                                         _mm256_cmpgt_epi32(zero, high));
+    return _mm256_sub_epi32(_mm256_srav_epi32(high, c->right),
+                            _mm256_cmpgt_epi32(rem, c->half));
+}
+
 TRT_AVX2 static void requantize(const int32_t *acc, const int32_t *bias,
                                 const int32_t *mult, const int32_t *shift,
                                 int32_t n, int32_t out_offset, int32_t act_min,
@@ -267,82 +305,6 @@ TRT_AVX2 static void dw_pixel(const int8_t *const *x, int32_t taps,
         }
         out[c] = trt_requantize_one(a, mult[c], shift[c], out_offset, act_min,
                                     act_max);
-    }
-}
-
-/* Depthwise runs: taps in pairs.  Two taps' bytes interleaved per channel
- * (unpack), widened to int16, and one vpmaddwd against the pair's weights
- * (interleaved once per call on the stack) adds both taps of eight channels
- * into int32 lanes: no int16 product widening, no per-pixel tap pointers.
- * An odd last tap pairs with itself under a zero weight. */
-TRT_AVX2 static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
-                            const int32_t *tap_off, int32_t taps, const int8_t *w,
-                            int32_t w_stride, int32_t n, const int32_t *bias,
-                            const int32_t *mult, const int32_t *shift,
-                            int32_t out_offset, int32_t act_min, int32_t act_max,
-                            int8_t *out, int32_t out_step) {
-    enum { PAIRS = TRT_DW_RUN_TAPS / 2 };
-    int16_t wp[PAIRS][2 * TRT_DW_RUN_CHANNELS] __attribute__((aligned(32)));
-    int32_t off[TRT_DW_RUN_TAPS + 1];
-    const int32_t pairs = (taps + 1) / 2;
-    const int32_t n8 = n & ~7;
-    for (int32_t q = 0; q < pairs; ++q) {
-        const int8_t *w0 = w + (int64_t)(2 * q) * w_stride;
-        const int8_t *w1 = 2 * q + 1 < taps ? w0 + w_stride : 0;
-        for (int32_t c = 0; c < n8; ++c) {
-            wp[q][2 * c] = w0[c];
-            wp[q][2 * c + 1] = w1 ? w1[c] : 0;
-        }
-    }
-    for (int32_t t = 0; t < taps; ++t) {
-        off[t] = tap_off[t];
-    }
-    off[taps] = tap_off[taps - 1];
-    const __m256i offset = _mm256_set1_epi32(out_offset);
-    const __m256i lo = _mm256_set1_epi32(act_min);
-    const __m256i hi = _mm256_set1_epi32(act_max);
-    for (int32_t j = 0; j < count; ++j) {
-        const int8_t *xj = x + (int64_t)j * x_step;
-        int8_t *o = out + (int64_t)j * out_step;
-        int32_t c = 0;
-        for (; c + 16 <= n8; c += 16) {
-            __m256i acc0 = _mm256_loadu_si256((const __m256i *)(bias + c));
-            __m256i acc1 = _mm256_loadu_si256((const __m256i *)(bias + c + 8));
-            for (int32_t q = 0; q < pairs; ++q) {
-                const __m128i a = _mm_loadu_si128((const __m128i *)(xj + off[2 * q] + c));
-                const __m128i b = _mm_loadu_si128((const __m128i *)(xj + off[2 * q + 1] + c));
-                const __m256i w0 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
-                const __m256i w1 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c + 16));
-                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), w0));
-                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), w1));
-            }
-            acc0 = requantize8(acc0, _mm256_loadu_si256((const __m256i *)(mult + c)),
-                               _mm256_loadu_si256((const __m256i *)(shift + c)));
-            acc1 = requantize8(acc1, _mm256_loadu_si256((const __m256i *)(mult + c + 8)),
-                               _mm256_loadu_si256((const __m256i *)(shift + c + 8)));
-            store8(acc0, offset, lo, hi, o + c);
-            store8(acc1, offset, lo, hi, o + c + 8);
-        }
-        for (; c < n8; c += 8) {
-            __m256i acc = _mm256_loadu_si256((const __m256i *)(bias + c));
-            for (int32_t q = 0; q < pairs; ++q) {
-                const __m128i a = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q] + c));
-                const __m128i b = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q + 1] + c));
-                const __m256i wv = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), wv));
-            }
-            acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)(mult + c)),
-                              _mm256_loadu_si256((const __m256i *)(shift + c)));
-            store8(acc, offset, lo, hi, o + c);
-        }
-        if (n8 < n) {
-            const int8_t *px[TRT_DW_RUN_TAPS];
-            for (int32_t t = 0; t < taps; ++t) {
-                px[t] = xj + off[t] + n8;
-            }
-            dw_pixel(px, taps, w + n8, w_stride, n - n8, bias + n8, mult + n8,
-                     shift + n8, out_offset, act_min, act_max, o + n8);
-        }
     }
 }
 
@@ -446,6 +408,18 @@ TRT_AVX2 static inline void finish16(__m256i a0, __m256i a1, const int32_t *bias
                 out, count);
 }
 
+/* finish16 with the per-channel terms precomputed (Q31 rescale only). */
+TRT_AVX2 static inline void finish16_rq(__m256i a0, __m256i a1, const trt_rq8 *c0,
+                                        const trt_rq8 *c1, __m256i offset,
+                                        __m256i lo, __m256i hi, int8_t *out,
+                                        int32_t count) {
+    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(rq8_apply(a0, c0), offset), lo), hi);
+    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(rq8_apply(a1, c1), offset), lo), hi);
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
+    store_first(_mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1)),
+                out, count);
+}
+
 /* Eight accumulators -> up to eight bytes (narrow layers). */
 TRT_AVX2 static inline void finish8(__m256i a0, const int32_t *bias, const int32_t *mult,
                                     const int32_t *shift, const double *scale,
@@ -454,6 +428,124 @@ TRT_AVX2 static inline void finish8(__m256i a0, const int32_t *bias, const int32
     a0 = finish_lanes(a0, bias, mult, shift, scale, offset, lo, hi);
     const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
     store_first(_mm_packs_epi16(v16, v16), out, count);
+}
+
+/* finish8 with the per-channel terms precomputed (Q31 rescale only). */
+TRT_AVX2 static inline void finish8_rq(__m256i a0, const trt_rq8 *c, __m256i offset,
+                                       __m256i lo, __m256i hi, int8_t *out,
+                                       int32_t count) {
+    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(rq8_apply(a0, c), offset), lo), hi);
+    const __m128i v16 = _mm_packs_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+    store_first(_mm_packs_epi16(v16, v16), out, count);
+}
+
+/* Depthwise runs: taps in pairs.  Two taps' bytes interleaved per channel
+ * (unpack), widened to int16, and one vpmaddwd against the pair's weights
+ * (interleaved once per call on the stack) adds both taps of eight channels
+ * into int32 lanes: no int16 product widening, no per-pixel tap pointers.
+ * An odd last tap pairs with itself under a zero weight. */
+TRT_AVX2 static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
+                            const int32_t *tap_off, int32_t taps, const int8_t *w,
+                            int32_t w_stride, int32_t n, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift,
+                            int32_t out_offset, int32_t act_min, int32_t act_max,
+                            int8_t *out, int32_t out_step) {
+    enum { PAIRS = TRT_DW_RUN_TAPS / 2 };
+    int16_t wp[PAIRS][2 * TRT_DW_RUN_CHANNELS] __attribute__((aligned(32)));
+    int32_t off[TRT_DW_RUN_TAPS + 1];
+    const int32_t pairs = (taps + 1) / 2;
+    const int32_t n8 = n & ~7;
+    for (int32_t q = 0; q < pairs; ++q) {
+        const int8_t *w0 = w + (int64_t)(2 * q) * w_stride;
+        const int8_t *w1 = 2 * q + 1 < taps ? w0 + w_stride : 0;
+        for (int32_t c = 0; c < n8; ++c) {
+            wp[q][2 * c] = w0[c];
+            wp[q][2 * c + 1] = w1 ? w1[c] : 0;
+        }
+    }
+    for (int32_t t = 0; t < taps; ++t) {
+        off[t] = tap_off[t];
+    }
+    off[taps] = tap_off[taps - 1];
+    const __m256i offset = _mm256_set1_epi32(out_offset);
+    const __m256i lo = _mm256_set1_epi32(act_min);
+    const __m256i hi = _mm256_set1_epi32(act_max);
+    if (n8 == n && (n == 8 || n == 16)) {
+        /* narrow layers (MobileNet's first blocks): the channels' rescale
+         * terms once for the whole run, one or two blocks of eight */
+        const trt_rq8 c0 = rq8_load(bias, mult, shift);
+        const trt_rq8 c1 = n == 16 ? rq8_load(bias + 8, mult + 8, shift + 8) : c0;
+        for (int32_t j = 0; j < count; ++j) {
+            const int8_t *xj = x + (int64_t)j * x_step;
+            int8_t *o = out + (int64_t)j * out_step;
+            __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+            for (int32_t q = 0; q < pairs; ++q) {
+                const int8_t *pa = xj + off[2 * q], *pb = xj + off[2 * q + 1];
+                if (n == 16) {
+                    const __m128i a = _mm_loadu_si128((const __m128i *)pa);
+                    const __m128i b = _mm_loadu_si128((const __m128i *)pb);
+                    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)),
+                                                                    _mm256_load_si256((const __m256i *)wp[q])));
+                    acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)),
+                                                                    _mm256_load_si256((const __m256i *)(wp[q] + 16))));
+                } else {
+                    const __m128i a = _mm_loadl_epi64((const __m128i *)pa);
+                    const __m128i b = _mm_loadl_epi64((const __m128i *)pb);
+                    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)),
+                                                                    _mm256_load_si256((const __m256i *)wp[q])));
+                }
+            }
+            if (n == 16) {
+                finish16_rq(acc0, acc1, &c0, &c1, offset, lo, hi, o, 16);
+            } else {
+                finish8_rq(acc0, &c0, offset, lo, hi, o, 8);
+            }
+        }
+        return;
+    }
+    for (int32_t j = 0; j < count; ++j) {
+        const int8_t *xj = x + (int64_t)j * x_step;
+        int8_t *o = out + (int64_t)j * out_step;
+        int32_t c = 0;
+        for (; c + 16 <= n8; c += 16) {
+            __m256i acc0 = _mm256_loadu_si256((const __m256i *)(bias + c));
+            __m256i acc1 = _mm256_loadu_si256((const __m256i *)(bias + c + 8));
+            for (int32_t q = 0; q < pairs; ++q) {
+                const __m128i a = _mm_loadu_si128((const __m128i *)(xj + off[2 * q] + c));
+                const __m128i b = _mm_loadu_si128((const __m128i *)(xj + off[2 * q + 1] + c));
+                const __m256i w0 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
+                const __m256i w1 = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c + 16));
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), w0));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b)), w1));
+            }
+            acc0 = requantize8(acc0, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                               _mm256_loadu_si256((const __m256i *)(shift + c)));
+            acc1 = requantize8(acc1, _mm256_loadu_si256((const __m256i *)(mult + c + 8)),
+                               _mm256_loadu_si256((const __m256i *)(shift + c + 8)));
+            store8(acc0, offset, lo, hi, o + c);
+            store8(acc1, offset, lo, hi, o + c + 8);
+        }
+        for (; c < n8; c += 8) {
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(bias + c));
+            for (int32_t q = 0; q < pairs; ++q) {
+                const __m128i a = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q] + c));
+                const __m128i b = _mm_loadl_epi64((const __m128i *)(xj + off[2 * q + 1] + c));
+                const __m256i wv = _mm256_load_si256((const __m256i *)(wp[q] + 2 * c));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)), wv));
+            }
+            acc = requantize8(acc, _mm256_loadu_si256((const __m256i *)(mult + c)),
+                              _mm256_loadu_si256((const __m256i *)(shift + c)));
+            store8(acc, offset, lo, hi, o + c);
+        }
+        if (n8 < n) {
+            const int8_t *px[TRT_DW_RUN_TAPS];
+            for (int32_t t = 0; t < taps; ++t) {
+                px[t] = xj + off[t] + n8;
+            }
+            dw_pixel(px, taps, w + n8, w_stride, n - n8, bias + n8, mult + n8,
+                     shift + n8, out_offset, act_min, act_max, o + n8);
+        }
+    }
 }
 
 TRT_AVX2 static inline __m256i pair_at(const int16_t *row, int32_t i) {
@@ -592,6 +684,14 @@ TRT_AVX2 static void gemm_core(trt_gemm_rows xb, int32_t m, int32_t k,
                 a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(pair_at(xb[2], i), w0));
                 a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(pair_at(xb[3], i), w0));
             }
+            if (!sc) {
+                const trt_rq8 c0 = rq8_load(bo, mo, so);
+                finish8_rq(a0, &c0, offset, lo, hi, out[0] + oc, count);
+                finish8_rq(a1, &c0, offset, lo, hi, out[1] + oc, count);
+                finish8_rq(a2, &c0, offset, lo, hi, out[2] + oc, count);
+                finish8_rq(a3, &c0, offset, lo, hi, out[3] + oc, count);
+                continue;
+            }
             finish8(a0, bo, mo, so, sc, offset, lo, hi, out[0] + oc, count);
             finish8(a1, bo, mo, so, sc, offset, lo, hi, out[1] + oc, count);
             finish8(a2, bo, mo, so, sc, offset, lo, hi, out[2] + oc, count);
@@ -617,6 +717,14 @@ TRT_AVX2 static void gemm_core(trt_gemm_rows xb, int32_t m, int32_t k,
                 b = pair_at(xb[3], i);
                 a30 = _mm256_add_epi32(a30, _mm256_madd_epi16(b, w0));
                 a31 = _mm256_add_epi32(a31, _mm256_madd_epi16(b, w1));
+            }
+            if (!sc) {
+                const trt_rq8 c0 = rq8_load(bo, mo, so), c1 = rq8_load(bo + 8, mo + 8, so + 8);
+                finish16_rq(a00, a01, &c0, &c1, offset, lo, hi, out[0] + oc, count);
+                finish16_rq(a10, a11, &c0, &c1, offset, lo, hi, out[1] + oc, count);
+                finish16_rq(a20, a21, &c0, &c1, offset, lo, hi, out[2] + oc, count);
+                finish16_rq(a30, a31, &c0, &c1, offset, lo, hi, out[3] + oc, count);
+                continue;
             }
             finish16(a00, a01, bo, mo, so, sc, offset, lo, hi, out[0] + oc, count);
             finish16(a10, a11, bo, mo, so, sc, offset, lo, hi, out[1] + oc, count);
