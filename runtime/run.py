@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the C backend's plan per layer: kernel and format, sparsity, MACs kept, weight bytes before/after",
     )
-    p.add_argument("--threads", type=int, default=1, help="threads for the tflite backend")
+    p.add_argument("--threads", type=int, default=1, help="threads (C backend: large steps split over a pool; tflite: its own)")
     p.add_argument("--repeat", type=int, default=1, help="run N times and print median and p90 latency")
     p.add_argument("--dequantize", action="store_true", help="print float outputs (scale * (q - zero_point))")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
