@@ -76,7 +76,10 @@ class LinuxUser:
         # qemu-arm (32-bit) has no cortex-a53/a72 model: "max" is an ARMv8 core running AArch32.
         self.cpu = "" if target == "host" else cpu or ("cortex-a72" if target == "aarch64" else "max")
         cpu_flag = [f"-mcpu={self.cpu}"] if target == "aarch64" and self.cpu.startswith("cortex-") else []
-        self.flags = [*self.spec.cflags, *cpu_flag, *OPT_FLAGS, "-ffunction-sections", "-fdata-sections",
+        # -mcpu implies the architecture: with -march=armv8-a GCC rejects an
+        # ARMv8.2 core (cortex-a76, the Pi 5) as a conflict
+        arch = [f for f in self.spec.cflags if not (cpu_flag and f.startswith("-march="))]
+        self.flags = [*arch, *cpu_flag, *OPT_FLAGS, "-ffunction-sections", "-fdata-sections",
                       "-fno-strict-aliasing"]
         self.cache = cache
         self._objects: TargetObjects | None = None
