@@ -642,6 +642,24 @@ TRT_INLINE void gemm_rows(const int8_t *const *x, int32_t rows, int32_t k,
         } else {
             d1(x[0], wb, k, k, acc);
         }
+        if (!scale) {
+            /* the block's rescale terms once for its rows: int8 stores may
+             * alias anything, so the compiler reloads them per row */
+            const int32x4_t b = vld1q_s32(bias + oc), m = vld1q_s32(mult + oc);
+            const int32x4_t sh = vld1q_s32(shift + oc), zero = vdupq_n_s32(0);
+            const int32x4_t left = vmaxq_s32(sh, zero), right = vminq_s32(sh, zero);
+            const int32x4_t offset = vdupq_n_s32(out_offset);
+            const int32x4_t lo = vdupq_n_s32(act_min), hi = vdupq_n_s32(act_max);
+            for (int32_t r = 0; r < rows; ++r) {
+                int32x4_t v = vqrdmulhq_s32(vshlq_s32(vaddq_s32(vld1q_s32(acc + 4 * r), b), left), m);
+                const int32x4_t fixup = vshrq_n_s32(vandq_s32(v, right), 31);
+                v = vrshlq_s32(vqaddq_s32(v, fixup), right);
+                v = vminq_s32(vmaxq_s32(vaddq_s32(v, offset), lo), hi);
+                const int16x4_t h = vmovn_s32(v);
+                store4(out[r] + oc, narrow8(h, h));
+            }
+            continue;
+        }
         for (int32_t r = 0; r < rows; ++r) {
             finish_row4(vld1q_s32(acc + 4 * r), oc, bias, mult, shift, scale,
                         out_offset, act_min, act_max, out[r] + oc);
