@@ -60,6 +60,10 @@ static void copy_run(int8_t *dst, const int8_t *src, int32_t n) {
     for (; i + 8 <= n; i += 8) {
         memcpy(dst + i, src + i, 8);
     }
+    if (i + 4 <= n) {
+        memcpy(dst + i, src + i, 4);
+        i += 4;
+    }
     for (; i < n; ++i) {
         dst[i] = src[i];
     }
@@ -74,6 +78,18 @@ static void gather_patch(const trt_conv2d_params *p, const int8_t *input_n,
     const int32_t iy0 = oy * p->stride_h - p->pad_top;
     const int32_t ix0 = ox * p->stride_w - p->pad_left;
     const int contiguous = fc == in_c && p->dilation_w == 1;
+    const int32_t run = p->filter.w * fc;
+    if (contiguous && iy0 >= 0 && iy0 + (p->filter.h - 1) * p->dilation_h < in_h &&
+        ix0 >= 0 && ix0 + p->filter.w <= in_w) {
+        /* the whole window inside the image (most pixels): kernel rows are
+         * runs of run bytes, row_step apart */
+        const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
+        const int8_t *src = input_n + ((int64_t)iy0 * in_w + ix0) * in_c;
+        for (int32_t ky = 0; ky < p->filter.h; ++ky, src += row_step, dst += run) {
+            copy_run(dst, src, run);
+        }
+        return;
+    }
     for (int32_t ky = 0; ky < p->filter.h; ++ky) {
         const int32_t iy = iy0 + ky * p->dilation_h;
         if (iy < 0 || iy >= in_h) {
