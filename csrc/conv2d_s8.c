@@ -28,6 +28,12 @@
 
 enum { TRT_CONV_CHUNK = 32 };
 
+#if defined(__GNUC__)
+#define TRT_NOINLINE __attribute__((noinline))
+#else
+#define TRT_NOINLINE
+#endif
+
 static int32_t groups_of(const trt_conv2d_params *p) {
     return p->input.c / p->filter.c;
 }
@@ -179,7 +185,9 @@ static int segmented(const trt_ukernels *uk, const trt_conv2d_params *p) {
 /* The segmented path: an output pixel whose window lies inside the image
  * gives the GEMM its kernel rows where they are; a border pixel's patch is
  * gathered (zero-point filled) into scratch and given as rows of it. */
-static void run_gemm_seg_range(const trt_ukernels *uk,
+/* (Not inlined: its segment table would sit in every caller's frame, on
+ * microcontrollers too, where no table has gemm_seg.) */
+static TRT_NOINLINE void run_gemm_seg_range(const trt_ukernels *uk,
                                const trt_conv2d_params *p,
                                const int8_t *input_n, int8_t *output_n,
                                int8_t *scratch, int32_t begin, int32_t end) {
@@ -384,11 +392,6 @@ static void run_direct(const trt_ukernels *uk, const trt_conv2d_params *p,
     }
 }
 
-#if defined(__GNUC__)
-#define TRT_NOINLINE __attribute__((noinline))
-#else
-#define TRT_NOINLINE
-#endif
 
 /* The im2col path with its patches on the stack: only for tables that
  * declare a deep stack (hosts), so a plan that saved the arena its patches
