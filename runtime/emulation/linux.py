@@ -2,10 +2,11 @@
 one static Linux binary, cross-compiled for aarch64 or armhf (NEON) and run
 under qemu-aarch64 / qemu-arm.
 
-qemu-user counts no instructions (that needs TCG plugins, which Debian's
+qemu-user has no instruction counter (that needs TCG plugins, which Debian's
 QEMU 7.2 does not ship), so these runs prove bit-exactness on the target
 ISA and measure code and data sizes (from the link map: the model's and the
-kernels' sections only, not the C library), not speed.
+kernels' sections only, not the C library); runtime.emulation.a_class counts
+a layer's instructions from qemu's single-step execution trace instead.
 """
 
 from __future__ import annotations

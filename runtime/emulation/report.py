@@ -83,7 +83,7 @@ def format_emulation(r: dict[str, Any]) -> str:
             f"{em['latency_ms_est']:.3f} ms  (estimate {est['latency_ms']:.3f} ms)"
         )
     else:
-        lines.append("  instructions          n/a    (qemu-user counts no instructions)")
+        lines.append("  instructions          n/a    (qemu-user: see python -m runtime.emulation.a_class)")
     if em["steps"]:
         lines += ["", f"  {'step':>4} {'op':<20} {'instructions':>13} {'instr/MAC':>10}"]
         layers = r["layers"]

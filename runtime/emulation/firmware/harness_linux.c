@@ -2,7 +2,9 @@
  * Harness platform for Linux user mode (Raspberry Pi OS builds under
  * qemu-aarch64 / qemu-arm): stdio files in the working directory.  qemu-user
  * has no instruction counter (that needs TCG plugins, which Debian's QEMU 7.2
- * does not ship), so ticks are 0 and nothing is timed here.
+ * does not ship), so ticks are 0 and nothing is timed here; the two
+ * plat_ticks() calls around the timed invoke are what runtime.emulation.a_class
+ * finds in qemu's single-step trace to count it (keep them out of line).
  */
 #include <stdio.h>
 #include <stdlib.h>
