@@ -32,22 +32,25 @@ class Buffer:
 def plan_arena(buffers: list[Buffer]) -> int:
     """Assign buffer.offset for every buffer; return the arena size in bytes."""
     order = sorted(range(len(buffers)), key=lambda i: (-align(buffers[i].size), buffers[i].first, i))
-    placed: list[Buffer] = []
+    # (first, last, offset, end) of the placed buffers: plain tuples, as the
+    # memory search plans a model's arena a few dozen times per load
+    placed: list[tuple[int, int, int, int]] = []
     arena = 0
     for i in order:
         buf = buffers[i]
         size = align(max(buf.size, 1))
-        busy = sorted(
-            ((b.offset, b.offset + align(max(b.size, 1))) for b in placed if b.overlaps_in_time(buf)),
-        )
+        first, last = buf.first, buf.last
+        busy = sorted([(o, e) for f, la, o, e in placed if f <= last and first <= la])
         offset = 0
         for start, end in busy:
             if offset + size <= start:
                 break
-            offset = max(offset, end)
+            if end > offset:
+                offset = end
         buf.offset = offset
-        placed.append(buf)
-        arena = max(arena, offset + size)
+        placed.append((first, last, offset, offset + size))
+        if offset + size > arena:
+            arena = offset + size
     return arena
 
 
