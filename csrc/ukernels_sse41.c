@@ -355,11 +355,10 @@ TRT_SSE41 static inline void mac_1tap(const int8_t *x, const int8_t *w,
     *hi = _mm_add_epi32(*hi, _mm_cvtepi16_epi32(_mm_srli_si128(prod, 8)));
 }
 
-TRT_SSE41 static void dw_pixel(const int8_t *const *x, int32_t taps,
-                               const int8_t *w, int32_t w_stride, int32_t n,
-                               const int32_t *bias, const int32_t *mult,
-                               const int32_t *shift, int32_t out_offset,
-                               int32_t act_min, int32_t act_max, int8_t *out) {
+TRT_SSE41 static inline __attribute__((always_inline)) void dw_pixel_body(
+    const int8_t *const *x, int32_t taps, const int8_t *w, int32_t w_stride,
+    int32_t n, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    int32_t out_offset, int32_t act_min, int32_t act_max, int8_t *out) {
     const __m128i offset = _mm_set1_epi32(out_offset);
     const __m128i lo = _mm_set1_epi32(act_min);
     const __m128i hi = _mm_set1_epi32(act_max);
@@ -426,6 +425,38 @@ TRT_SSE41 static void dw_pixel(const int8_t *const *x, int32_t taps,
         }
         out[c] = trt_requantize_one(a, mult[c], shift[c], out_offset, act_min,
                                     act_max);
+    }
+}
+
+TRT_SSE41 static void dw_pixel(const int8_t *const *x, int32_t taps,
+                               const int8_t *w, int32_t w_stride, int32_t n,
+                               const int32_t *bias, const int32_t *mult,
+                               const int32_t *shift, int32_t out_offset,
+                               int32_t act_min, int32_t act_max, int8_t *out) {
+    dw_pixel_body(x, taps, w, w_stride, n, bias, mult, shift, out_offset,
+                  act_min, act_max, out);
+}
+
+/* A row's interior pixels in one call: the pixel kernel inlined, its tap
+ * pointers one add each from the fixed offsets (no per-pixel window checks
+ * or indirect call). */
+TRT_SSE41 static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
+                             const int32_t *tap_off, int32_t taps,
+                             const int8_t *w, int32_t w_stride, int32_t n,
+                             const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int32_t out_offset,
+                             int32_t act_min, int32_t act_max, int8_t *out,
+                             int32_t out_step) {
+    const int8_t *px[TRT_DW_RUN_TAPS];
+    for (int32_t t = 0; t < taps; ++t) {
+        px[t] = x + tap_off[t];
+    }
+    for (int32_t j = 0; j < count; ++j) {
+        dw_pixel_body(px, taps, w, w_stride, n, bias, mult, shift, out_offset,
+                      act_min, act_max, out + (int64_t)j * out_step);
+        for (int32_t t = 0; t < taps; ++t) {
+            px[t] += x_step;
+        }
     }
 }
 
@@ -717,7 +748,7 @@ TRT_SSE41 static void gemm(const int8_t *const *x, int32_t m, int32_t k,
 
 const trt_ukernels trt_ukernels_sse41 = {
     TRT_ISA_SSE41, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
-    0, /* dw_run: per pixel */
+    dw_run,
     0, /* gemm_seg: gathered patches */
 };
 

@@ -116,10 +116,11 @@ def check_run(stdout: str, returncode: int, expect_tables: set[int], cases: int)
     assert set(run.tables) == expect_tables, where
     for table, got in run.tables.items():
         # dw_run and gemm_seg are optional (NULL: per-pixel depthwise,
-        # gathered patches); AVX2 has both
+        # gathered patches); AVX2 has both, SSE4.1 dw_run
         optional = {"dw_run", "gemm_seg"}
         assert set(KERNELS) <= set(got) <= set(KERNELS) | optional, where
         assert table != AVX2 or optional <= set(got), where
+        assert table != SSE41 or "dw_run" in got, where
         for kernel, (n, mismatches) in got.items():
             assert n > 0, f"table {table} {kernel}: no cases\n{where}"
             assert mismatches == 0, f"table {table} {kernel}: {mismatches} of {n} differ\n" + "\n".join(run.details)
