@@ -508,6 +508,48 @@ static void dw_pixel(const int8_t *const *x, int32_t taps, const int8_t *w,
                   act_min, act_max, out);
 }
 
+/* dw_run for eight channels, weights, bias and rescale terms held in
+ * registers for the whole run; inlined with a constant tap count (3x3) the
+ * tap loop unrolls. */
+TRT_INLINE void dw_run8(const int8_t *x, int32_t count, int32_t x_step,
+                        const int32_t *tap_off, int32_t taps, const int8_t *w,
+                        int32_t w_stride, const int32_t *bias,
+                        const int32_t *mult, const int32_t *shift,
+                        int32_t out_offset, int32_t act_min, int32_t act_max,
+                        int8_t *out, int32_t out_step) {
+    int8x8_t wv[TRT_DW_RUN_TAPS];
+    _Pragma("GCC unroll 16")
+    for (int32_t t = 0; t < TRT_DW_RUN_TAPS; ++t) {
+        wv[t] = t < taps ? vld1_s8(w + (int64_t)t * w_stride) : vdup_n_s8(0);
+    }
+    const int32x4_t b0 = vld1q_s32(bias), b1 = vld1q_s32(bias + 4);
+    const int32x4_t m0 = vld1q_s32(mult), m1 = vld1q_s32(mult + 4);
+    const int32x4_t s0 = vld1q_s32(shift), s1 = vld1q_s32(shift + 4);
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t l0 = vmaxq_s32(s0, zero), r0 = vminq_s32(s0, zero);
+    const int32x4_t l1 = vmaxq_s32(s1, zero), r1 = vminq_s32(s1, zero);
+    const int32x4_t offset = vdupq_n_s32(out_offset);
+    const int32x4_t lo = vdupq_n_s32(act_min), hi = vdupq_n_s32(act_max);
+    for (int32_t j = 0; j < count; ++j) {
+        const int8_t *xj = x + (int64_t)j * x_step;
+        int32x4_t a0 = b0, a1 = b1;
+        _Pragma("GCC unroll 16")
+        for (int32_t t = 0; t < taps; ++t) {
+            const int16x8_t p = vmull_s8(vld1_s8(xj + tap_off[t]), wv[t]);
+            a0 = vaddw_s16(a0, vget_low_s16(p));
+            a1 = addw_hi_s16(a1, p);
+        }
+        /* requantize4 with the terms hoisted */
+        a0 = vqrdmulhq_s32(vshlq_s32(a0, l0), m0);
+        a1 = vqrdmulhq_s32(vshlq_s32(a1, l1), m1);
+        a0 = vrshlq_s32(vqaddq_s32(a0, vshrq_n_s32(vandq_s32(a0, r0), 31)), r0);
+        a1 = vrshlq_s32(vqaddq_s32(a1, vshrq_n_s32(vandq_s32(a1, r1), 31)), r1);
+        a0 = vminq_s32(vmaxq_s32(vaddq_s32(a0, offset), lo), hi);
+        a1 = vminq_s32(vmaxq_s32(vaddq_s32(a1, offset), lo), hi);
+        vst1_s8(out + (int64_t)j * out_step, narrow8(vmovn_s32(a0), vmovn_s32(a1)));
+    }
+}
+
 /* A row's interior pixels in one call: the pixel kernel inlined, its tap
  * pointers one add each from the fixed offsets (the per-pixel driver work,
  * window checks and an indirect call, cost more than an 8-16 channel
@@ -518,6 +560,18 @@ static void dw_run(const int8_t *x, int32_t count, int32_t x_step,
                    const int32_t *mult, const int32_t *shift,
                    int32_t out_offset, int32_t act_min, int32_t act_max,
                    int8_t *out, int32_t out_step) {
+    if (n == 8) {
+        /* eight channels (MobileNet's first blocks): a 3x3 window unrolled
+         * with its weights in registers */
+        if (taps == 9) {
+            dw_run8(x, count, x_step, tap_off, 9, w, w_stride, bias, mult, shift,
+                    out_offset, act_min, act_max, out, out_step);
+        } else {
+            dw_run8(x, count, x_step, tap_off, taps, w, w_stride, bias, mult,
+                    shift, out_offset, act_min, act_max, out, out_step);
+        }
+        return;
+    }
     const int8_t *px[TRT_DW_RUN_TAPS];
     for (int32_t t = 0; t < taps; ++t) {
         px[t] = x + tap_off[t];
