@@ -156,58 +156,40 @@ TRT_AVX2 static void mac_rows(int32_t *acc, const int8_t *x, const int8_t *w,
     }
 }
 
-/* gemmlowp MultiplyByQuantizedMultiplier on eight lanes. */
-TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult,
-                                           __m256i shift) {
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i left = _mm256_max_epi32(shift, zero);
-    const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    v = _mm256_sllv_epi32(v, left);
-    /* high half of 2 * v * mult, rounded: (v * mult + 2^30) >> 31; the
-     * logical 64-bit shift leaves the same low 32 bits as an arithmetic one */
-    const __m256i round = _mm256_set1_epi64x(1LL << 30);
-    const __m256i even = _mm256_srli_epi64(
-        _mm256_add_epi64(_mm256_mul_epi32(v, mult), round), 31);
-    const __m256i odd = _mm256_srli_epi64(
-        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32),
-                                          _mm256_srli_epi64(mult, 32)),
-                         round),
-        31);
-    const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    /* rounding divide by 2^right, halves away from zero: gemmlowp adds one
-     * when rem > (mask >> 1) + (high < 0); moving the sign term to the left
-     * (rem - 1 for a negative high, never below -1) keeps it exact */
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-    const __m256i rem = _mm256_add_epi32(_mm256_and_si256(high, mask),
-                                         _mm256_cmpgt_epi32(zero, high));
-    return _mm256_sub_epi32(_mm256_srav_epi32(high, right),
-                            _mm256_cmpgt_epi32(rem, _mm256_srai_epi32(mask, 1)));
-}
-
-/* requantize8's per-channel terms, computed once for the many pixels that
- * share the channels (a GEMM block's rows, a depthwise run's pixels). */
+/* gemmlowp MultiplyByQuantizedMultiplier on eight lanes, split in two: the
+ * per-channel terms (computed once for the many pixels that share the
+ * channels: a GEMM block's rows, a depthwise run's pixels) and their use. */
 typedef struct {
     __m256i bias, mult, mult_odd, left, right, mask, half;
 } trt_rq8;
 
-TRT_AVX2 static inline trt_rq8 rq8_load(const int32_t *bias, const int32_t *mult,
-                                        const int32_t *shift) {
+TRT_AVX2 static inline trt_rq8 rq8_make(__m256i bias, __m256i mult, __m256i shift) {
     const __m256i zero = _mm256_setzero_si256();
-    const __m256i s = _mm256_loadu_si256((const __m256i *)shift);
-    trt_rq8 c;
-    c.bias = _mm256_loadu_si256((const __m256i *)bias);
-    c.mult = _mm256_loadu_si256((const __m256i *)mult);
-    c.mult_odd = _mm256_srli_epi64(c.mult, 32);
-    c.left = _mm256_max_epi32(s, zero);
-    c.right = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
     const __m256i one = _mm256_set1_epi32(1);
+    trt_rq8 c;
+    c.bias = bias;
+    c.mult = mult;
+    c.mult_odd = _mm256_srli_epi64(mult, 32);
+    c.left = _mm256_max_epi32(shift, zero);
+    c.right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
     c.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, c.right), one);
     c.half = _mm256_srai_epi32(c.mask, 1);
     return c;
 }
 
-/* requantize8(acc + bias) with the terms precomputed: the same steps. */
+TRT_AVX2 static inline trt_rq8 rq8_load(const int32_t *bias, const int32_t *mult,
+                                        const int32_t *shift) {
+    return rq8_make(_mm256_loadu_si256((const __m256i *)bias),
+                    _mm256_loadu_si256((const __m256i *)mult),
+                    _mm256_loadu_si256((const __m256i *)shift));
+}
+
+/* The wrapping left shift of v + bias; the high half of 2 * v * mult,
+ * rounded: (v * mult + 2^30) >> 31 (the logical 64-bit shift leaves the
+ * same low 32 bits as an arithmetic one); then the rounding divide by
+ * 2^right, halves away from zero: gemmlowp adds one when rem > (mask >> 1)
+ * + (high < 0), and moving the sign term to the left (rem - 1 for a
+ * negative high, never below -1) keeps it exact. */
 TRT_AVX2 static inline __m256i rq8_apply(__m256i v, const trt_rq8 *c) {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i round = _mm256_set1_epi64x(1LL << 30);
@@ -221,6 +203,12 @@ TRT_AVX2 static inline __m256i rq8_apply(__m256i v, const trt_rq8 *c) {
                                          _mm256_cmpgt_epi32(zero, high));
     return _mm256_sub_epi32(_mm256_srav_epi32(high, c->right),
                             _mm256_cmpgt_epi32(rem, c->half));
+}
+
+/* One-off use without a bias: the terms made and used at once. */
+TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult, __m256i shift) {
+    const trt_rq8 c = rq8_make(_mm256_setzero_si256(), mult, shift);
+    return rq8_apply(v, &c);
 }
 
 TRT_AVX2 static void requantize(const int32_t *acc, const int32_t *bias,
