@@ -226,6 +226,68 @@ static TRT_NOINLINE void run_gemm_seg_range(const trt_ukernels *uk,
     }
 }
 
+#ifdef TRT_HAVE_GEMM_K4
+/* Whether the table's VNNI GEMM runs this convolution: one group, the
+ * planner's packed_k4 layout, rows that fit the stack buffer. */
+static int k4_ready(const trt_ukernels *uk, const trt_conv2d_params *p) {
+    return uk->gemm_k4 && p->packed_k4 && groups_of(p) == 1 &&
+           patch_len(p) <= TRT_GEMM_MAX_K;
+}
+
+/* The VNNI path: TRT_K4_MR output pixels at a time; each pixel's receptive
+ * field becomes one unsigned row of a stack buffer (rows_u8 reads an
+ * interior window's kernel rows where they lie, and a border pixel's patch
+ * after gather_patch has zero-point filled it in that row), so it needs no
+ * arena scratch whatever the plan chose. */
+static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
+                                      const trt_conv2d_params *p,
+                                      const int8_t *input_n, int8_t *output_n,
+                                      int32_t begin, int32_t end) {
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t in_w = p->input.w, in_c = p->input.c;
+    const int32_t kh = p->filter.h, kw = p->filter.w;
+    const int32_t k = patch_len(p);
+    const int pointwise = is_pointwise(p);
+    const int in_rows = p->filter.c == in_c && p->dilation_w == 1 &&
+                        kh <= TRT_GEMM_SEG_MAX;
+    const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
+    const trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
+                           p->shift, 0, p->output_offset, p->act_min,
+                           p->act_max};
+    uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
+    int8_t *outs[TRT_K4_MR];
+    const int8_t *seg[TRT_GEMM_SEG_MAX];
+    for (int32_t px = begin; px < end; px += TRT_K4_MR) {
+        const int32_t m = TRT_MIN(TRT_K4_MR, end - px);
+        for (int32_t r = 0; r < m; ++r) {
+            uint8_t *dst = rows + (int64_t)r * TRT_K4_STRIDE;
+            outs[r] = output_n + (int64_t)(px + r) * out_c;
+            if (pointwise) {
+                seg[0] = input_n + (int64_t)(px + r) * k;
+                uk->rows_u8(dst, seg, 1, k);
+                continue;
+            }
+            const int32_t oy = (px + r) / out_w, ox = (px + r) % out_w;
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+            if (in_rows && iy0 >= 0 && iy0 + (kh - 1) * p->dilation_h < p->input.h &&
+                ix0 >= 0 && ix0 + kw <= in_w) {
+                const int8_t *first = input_n + ((int64_t)iy0 * in_w + ix0) * in_c;
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    seg[ky] = first + ky * row_step;
+                }
+                uk->rows_u8(dst, seg, kh, kw * in_c);
+            } else {
+                gather_patch(p, input_n, oy, ox, 0, (int8_t *)dst);
+                seg[0] = (const int8_t *)dst;
+                uk->rows_u8(dst, seg, 1, k);
+            }
+        }
+        uk->gemm_k4(&g, rows, m, outs);
+    }
+}
+#endif
+
 /* One group: TRT_GEMM_MR output pixels at a time through the GEMM
  * micro-kernel, patches (or, pointwise, the input pixels) as its rows. */
 static void run_gemm_range(const trt_ukernels *uk, const trt_conv2d_params *p,
@@ -234,6 +296,12 @@ static void run_gemm_range(const trt_ukernels *uk, const trt_conv2d_params *p,
     const int32_t out_w = p->output.w, out_c = p->output.c;
     const int32_t k = patch_len(p);
     const int pointwise = is_pointwise(p);
+#ifdef TRT_HAVE_GEMM_K4
+    if (k4_ready(uk, p)) {
+        run_k4_range(uk, p, input_n, output_n, begin, end);
+        return;
+    }
+#endif
     if (!pointwise && segmented(uk, p)) {
         run_gemm_seg_range(uk, p, input_n, output_n, scratch, begin, end);
         return;
@@ -412,6 +480,13 @@ void trt_conv2d_s8(const trt_conv2d_params *p, const int8_t *input,
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
         int8_t *output_n = output + (int64_t)n * out_plane;
+#ifdef TRT_HAVE_GEMM_K4
+        if (k4_ready(uk, p)) {
+            /* (its rows are on the stack: any plan's choice runs it) */
+            run_k4_range(uk, p, input_n, output_n, 0, p->output.h * p->output.w);
+            continue;
+        }
+#endif
         if (p->im2col || is_pointwise(p)) {
             run_im2col(uk, p, input_n, output_n, (int8_t *)scratch);
         } else if (uk->stack_patches && groups_of(p) == 1 &&
@@ -443,6 +518,19 @@ static TRT_NOINLINE void pixels_stack(const trt_ukernels *uk,
 int32_t trt_conv2d_s8_pixels(const trt_conv2d_params *p, const int8_t *input,
                              int8_t *output, int32_t begin, int32_t end) {
     const trt_ukernels *uk = trt_ukernels_active();
+#ifdef TRT_HAVE_GEMM_K4
+    if (k4_ready(uk, p)) {
+        const int32_t pixels = p->output.h * p->output.w;
+        const int32_t in_plane = p->input.h * p->input.w * p->input.c;
+        for (int32_t n = begin / pixels; n * pixels < end; ++n) {
+            run_k4_range(uk, p, input + (int64_t)n * in_plane,
+                         output + (int64_t)n * pixels * p->output.c,
+                         TRT_MAX(begin - n * pixels, 0),
+                         TRT_MIN(end - n * pixels, pixels));
+        }
+        return 1;
+    }
+#endif
     if (!uk->stack_patches || groups_of(p) != 1 ||
         (int64_t)TRT_GEMM_MR * patch_len(p) > TRT_STACK_PATCH_BYTES) {
         return 0;

@@ -9,8 +9,51 @@
  */
 #include "trt_ukernels.h"
 
+#ifdef TRT_HAVE_GEMM_K4
+#if defined(__GNUC__)
+#define TRT_NOINLINE __attribute__((noinline))
+#else
+#define TRT_NOINLINE
+#endif
+
+/* The VNNI GEMM on output features [begin, end) (begin a multiple of 16):
+ * TRT_K4_MR batch rows at a time, made unsigned in a stack buffer.
+ * Returns 0 when the table or the plan has no VNNI path for this layer. */
+static TRT_NOINLINE int run_k4(const trt_fully_connected_params *p,
+                               const int8_t *input, int8_t *output,
+                               int32_t begin, int32_t end) {
+    const trt_ukernels *uk = trt_ukernels_active();
+    const int32_t k = p->in_features;
+    if (!uk->gemm_k4 || !p->packed_k4 || k > TRT_GEMM_MAX_K) {
+        return 0;
+    }
+    const trt_gemm_k4 g = {
+        k, end - begin, p->packed_k4 + (int64_t)(begin / 16) * ((k + 3) / 4) * 64,
+        p->bias_k4 + begin, p->scale ? 0 : p->multiplier + begin,
+        p->scale ? 0 : p->shift + begin, p->scale ? p->scale + begin : 0,
+        p->output_offset, p->act_min, p->act_max};
+    uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
+    int8_t *outs[TRT_K4_MR];
+    for (int32_t b = 0; b < p->batches; b += TRT_K4_MR) {
+        const int32_t m = TRT_MIN(TRT_K4_MR, p->batches - b);
+        for (int32_t r = 0; r < m; ++r) {
+            const int8_t *row = input + (int64_t)(b + r) * k;
+            uk->rows_u8(rows + (int64_t)r * TRT_K4_STRIDE, &row, 1, k);
+            outs[r] = output + (int64_t)(b + r) * p->out_features + begin;
+        }
+        uk->gemm_k4(&g, rows, m, outs);
+    }
+    return 1;
+}
+#endif
+
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
                             const int8_t *input, int8_t *output) {
+#ifdef TRT_HAVE_GEMM_K4
+    if (run_k4(p, input, output, 0, p->out_features)) {
+        return;
+    }
+#endif
     const trt_ukernels *uk = trt_ukernels_active();
     const int32_t k = p->in_features;
     const int32_t nout = p->out_features;
@@ -37,6 +80,11 @@ void trt_fully_connected_s8_features(const trt_fully_connected_params *p,
     /* The same computation on a column slice: weights, panels and the
      * per-feature arrays start at `begin` (a multiple of 16, so the int16
      * panels split at a block boundary). */
+#ifdef TRT_HAVE_GEMM_K4
+    if (run_k4(p, input, output, begin, end)) {
+        return;
+    }
+#endif
     trt_fully_connected_params q = *p;
     const int32_t k = p->in_features;
     q.out_features = end - begin;

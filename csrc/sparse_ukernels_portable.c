@@ -49,10 +49,12 @@ extern const trt_sparse_ukernels trt_sparse_ukernels_avx2;
 #endif
 
 const trt_sparse_ukernels *trt_sparse_ukernels_active(void) {
-    /* trt_ukernels_active() only hands out the AVX2 table when the CPU has
-     * AVX2, so following it needs no feature test of its own. */
+    /* trt_ukernels_active() only hands out the AVX2 table (or the VNNI
+     * tables built over it) when the CPU has AVX2, so following it needs no
+     * feature test of its own. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (trt_ukernels_active()->isa == TRT_ISA_AVX2) {
+    const int32_t isa = trt_ukernels_active()->isa;
+    if (isa == TRT_ISA_AVX2 || isa == TRT_ISA_AVX512_VNNI || isa == TRT_ISA_AVX_VNNI) {
         return &trt_sparse_ukernels_avx2;
     }
 #endif

@@ -17,6 +17,21 @@
 
 #include "trt_fixedpoint.h"
 
+/* The operands of a VNNI GEMM (gemm_k4): weights in the packed_k4 layout of
+ * trt_conv2d_params, its bias_k4, and the rescale of the other GEMMs. */
+typedef struct {
+    int32_t k;                 /* row length                                 */
+    int32_t n;                 /* output channels                            */
+    const int8_t *w;           /* [ceil(n/16)][ceil(k/4)][16][4]             */
+    const int32_t *bias;       /* bias_folded - 128 * sum(w), padded to 16   */
+    const int32_t *mult;       /* Q31 rescale, or NULL when scale is set     */
+    const int32_t *shift;
+    const double *scale;       /* FULLY_CONNECTED's double rescale, or NULL  */
+    int32_t out_offset;
+    int32_t act_min;
+    int32_t act_max;
+} trt_gemm_k4;
+
 typedef struct {
     int32_t isa; /* trt_isa */
     /* Non-zero on hosts with a deep stack (not microcontrollers): a
@@ -82,6 +97,18 @@ typedef struct {
                      const int32_t *shift, const double *scale,
                      int32_t out_offset, int32_t act_min, int32_t act_max,
                      int8_t *const *out);
+    /* The VNNI GEMM's rows (x86 tables with vpdpbusd; NULL elsewhere): dst =
+     * the segs segments seg[s] of len bytes each, one after the other, every
+     * byte plus 128 as an unsigned byte, then zeros up to a multiple of four
+     * bytes.  In place (dst == seg[0], segs == 1) is allowed. */
+    void (*rows_u8)(uint8_t *dst, const int8_t *const *seg, int32_t segs,
+                    int32_t len);
+    /* out[r][oc] = finish(g->bias[oc] + sum_i x[r * TRT_K4_STRIDE + i] *
+     * w[oc][i]) for r < m, oc < g->n: x holds TRT_K4_MR rows, the first m
+     * made by rows_u8 (the others may hold anything: kernels may compute
+     * them, never store them); finish as gemm's.  NULL where rows_u8 is. */
+    void (*gemm_k4)(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
+                    int8_t *const *out);
 } trt_ukernels;
 
 enum {
@@ -92,6 +119,18 @@ enum {
 };
 
 enum { TRT_GEMM_MR = 4, TRT_STACK_PATCH_BYTES = 16384 };
+
+/* Rows per gemm_k4 call, and the distance between them: the drivers keep
+ * them in a stack buffer of TRT_K4_MR rows of up to TRT_GEMM_MAX_K bytes.  A
+ * constant stride lets a kernel reach every row from one base register; one
+ * cache line over 4 KiB keeps the rows out of each other's cache sets. */
+enum { TRT_K4_MR = 16, TRT_K4_STRIDE = TRT_GEMM_MAX_K + 64 };
+
+/* Only x86-64 tables have gemm_k4; elsewhere its drivers are left out of
+ * the build (no flash for dead code on microcontrollers). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TRT_HAVE_GEMM_K4 1
+#endif
 
 extern const trt_ukernels trt_ukernels_portable;
 

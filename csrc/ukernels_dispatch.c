@@ -9,9 +9,37 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TRT_HAVE_X86_DISPATCH 1
+#include <cpuid.h>
 extern const trt_ukernels trt_ukernels_avx2;
 /* x86-64 CPUs without AVX2 (SSE4.1 is not in the x86-64 baseline) */
 extern const trt_ukernels trt_ukernels_sse41;
+/* The VNNI tables are the AVX2 one with their own entries over it. */
+void trt_ukernels_avx512_vnni_over(trt_ukernels *t);
+void trt_ukernels_avx_vnni_over(trt_ukernels *t);
+static trt_ukernels avx512_vnni_table, avx_vnni_table;
+
+static int avx512_vnni_present(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+static int avx_vnni_present(void) {
+    /* AVX-VNNI is CPUID leaf 7 subleaf 1, EAX bit 4, which GCC 12's
+     * __builtin_cpu_supports does not name; AVX2 present means the OS saves
+     * the YMM state it needs. */
+    unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx2") &&
+           __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && ((eax >> 4) & 1);
+}
+
+static const trt_ukernels *vnni_table(trt_ukernels *t, void (*over)(trt_ukernels *)) {
+    if (!t->gemm_k4) {
+        trt_ukernels made = trt_ukernels_avx2;
+        over(&made);
+        *t = made;
+    }
+    return t;
+}
 #endif
 
 /* ARM Linux: the NEON tables of ukernels_neon.c (keep these conditions in
@@ -64,6 +92,12 @@ static const trt_ukernels *active = 0;
 
 static const trt_ukernels *table_for(int32_t isa) {
 #ifdef TRT_HAVE_X86_DISPATCH
+    if (isa == TRT_ISA_AVX512_VNNI && avx512_vnni_present()) {
+        return vnni_table(&avx512_vnni_table, trt_ukernels_avx512_vnni_over);
+    }
+    if (isa == TRT_ISA_AVX_VNNI && avx_vnni_present()) {
+        return vnni_table(&avx_vnni_table, trt_ukernels_avx_vnni_over);
+    }
     if (isa == TRT_ISA_AVX2 && __builtin_cpu_supports("avx2")) {
         return &trt_ukernels_avx2;
     }
@@ -92,6 +126,12 @@ static const trt_ukernels *table_for(int32_t isa) {
 
 int32_t trt_isa_best(void) {
 #ifdef TRT_HAVE_X86_DISPATCH
+    if (avx512_vnni_present()) {
+        return TRT_ISA_AVX512_VNNI;
+    }
+    if (avx_vnni_present()) {
+        return TRT_ISA_AVX_VNNI;
+    }
     if (__builtin_cpu_supports("avx2")) {
         return TRT_ISA_AVX2;
     }

@@ -15,6 +15,8 @@ NAMES = {
     "neon": lib.TRT_ISA_NEON,
     "cortex-m-dsp": lib.TRT_ISA_CORTEX_M_DSP,
     "neon-dotprod": lib.TRT_ISA_NEON_DOTPROD,
+    "avx512-vnni": lib.TRT_ISA_AVX512_VNNI,
+    "avx-vnni": lib.TRT_ISA_AVX_VNNI,
 }
 _BY_CODE = {code: name for name, code in NAMES.items()}
 

@@ -42,7 +42,7 @@ SparseMode = Literal["auto", "off", "force"]
 MODES: tuple[str, ...] = ("auto", "off", "force")
 BLOCKS: tuple[int, ...] = (1, 4, 8)
 MAX_COLS = 0xFFFF  # indices are uint16
-TILE_ISAS = ("avx2",)  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
+TILE_ISAS = ("avx2", "avx512-vnni", "avx-vnni")  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
 
 # ---------------------------------------------------------------------------- cost model
 #

@@ -64,6 +64,14 @@ typedef struct {
      * element [b][i][l][j] = weight[16b + l][2i + j], zero padded.  When
      * set, bias_folded, multiplier and shift hold a multiple of 16 entries. */
     const int16_t *packed_weights;
+    /* Optional (NULL on microcontrollers): the weights for the x86 VNNI
+     * GEMMs, int8 [ceil(C_out/16)][ceil(K/4)][16][4], element [b][i][l][j] =
+     * weight[16b + l][4i + j], zero padded; and per output channel
+     * bias_folded - 128 * sum(weights), because vpdpbusd multiplies unsigned
+     * bytes by signed ones and the inputs are fed to it as x + 128.  When
+     * set, bias_k4, multiplier and shift hold a multiple of 16 entries. */
+    const int8_t *packed_k4;
+    const int32_t *bias_k4;
 } trt_conv2d_params;
 
 /* scratch: trt_conv2d_s8_scratch_size() bytes (im2col patches, or none) */
@@ -139,6 +147,10 @@ typedef struct {
      * the SIMD GEMM, laid out as trt_conv2d_params.packed_weights with
      * K = in_features; the per-feature arrays then hold a multiple of 16. */
     const int16_t *packed_weights;
+    /* Optional (NULL on microcontrollers): the VNNI layout and bias of
+     * trt_conv2d_params.packed_k4 / bias_k4 with K = in_features. */
+    const int8_t *packed_k4;
+    const int32_t *bias_k4;
 } trt_fully_connected_params;
 
 void trt_fully_connected_s8(const trt_fully_connected_params *p,
@@ -451,7 +463,9 @@ typedef enum {
     TRT_ISA_NEON = 3,
     TRT_ISA_CORTEX_M_DSP = 4,
     TRT_ISA_NEON_DOTPROD = 5,    /* aarch64 NEON + ARMv8.2 SDOT             */
-    TRT_ISA_SSE41 = 6            /* x86-64 SSE4.1, for CPUs without AVX2    */
+    TRT_ISA_SSE41 = 6,           /* x86-64 SSE4.1, for CPUs without AVX2    */
+    TRT_ISA_AVX512_VNNI = 7,     /* x86-64 AVX-512 (F, BW, VL) with VNNI    */
+    TRT_ISA_AVX_VNNI = 8         /* x86-64 AVX2 with AVX-VNNI (256-bit)     */
 } trt_isa;
 
 int32_t trt_isa_best(void);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .._native import lib
@@ -48,19 +50,47 @@ def _weights_and_bias(ctx: OpContext, channels: int, channel_axis: int) -> tuple
 
 
 def host_simd() -> bool:
-    """Whether this machine's kernels read the int16 GEMM panels (the AVX2 and
-    SSE4.1 tables do; the NEON tables read the int8 weights directly, so Pis
-    skip the copy)."""
-    return lib.trt_isa_best() in (lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41)
+    """Whether this machine's kernels read the int16 GEMM panels (the x86
+    tables do, the VNNI ones where their own layout does not apply; the NEON
+    tables read the int8 weights directly, so Pis skip the copy)."""
+    return lib.trt_isa_best() in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI, lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41)
+
+
+def host_vnni() -> bool:
+    """Whether this machine has a VNNI table, which reads the packed_k4 layout."""
+    return lib.trt_isa_best() in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI)
+
+
+def pack_k4_weights(w: np.ndarray) -> np.ndarray:
+    """[N][K] int8 -> int8 [ceil(N/16)][ceil(K/4)][16][4], zero padded (tinyrt.h packed_k4)."""
+    return _panels(w, 4, np.int8)
+
+
+def set_k4_layout(ctx: OpContext, p: Any, w: np.ndarray, bias_folded: np.ndarray, pad: int) -> None:
+    """The VNNI kernels' weights and bias on a CONV_2D or FULLY_CONNECTED struct:
+    bias_folded - 128 * the weight sums, as they feed the inputs as x + 128.
+    Left NULL (the other kernels run) in the unlikely case that overflows int32."""
+    w2 = w.reshape(w.shape[0], -1)
+    shifted = bias_folded.astype(np.int64) - 128 * w2.astype(np.int64).sum(axis=1)
+    if shifted.size and (shifted.max() > 0x7FFFFFFF or shifted.min() < -0x80000000):
+        return
+    p.packed_k4 = ctx.c_array(pack_k4_weights(w2), "const int8_t *")
+    p.bias_k4 = ctx.c_array(np.pad(shifted.astype(INT32), (0, pad)), "const int32_t *")
+
+
+def _panels(w: np.ndarray, group: int, dtype: type) -> np.ndarray:
+    """[N][K] -> [ceil(N/16)][ceil(K/group)][16][group]: sixteen output
+    channels side by side, `group` consecutive k each, zero padded."""
+    n, k = w.shape
+    nb, kg = -(-n // 16), -(-k // group)
+    padded = np.zeros((nb * 16, kg * group), dtype=dtype)
+    padded[:n, :k] = w
+    return np.ascontiguousarray(padded.reshape(nb, 16, kg, group).transpose(0, 2, 1, 3))
 
 
 def pack_gemm_weights(w: np.ndarray) -> np.ndarray:
     """[N][K] int8 -> int16 [ceil(N/16)][ceil(K/2)][16][2], zero padded."""
-    n, k = w.shape
-    nb, kp = -(-n // 16), -(-k // 2)
-    padded = np.zeros((nb * 16, kp * 2), dtype=np.int16)
-    padded[:n, :k] = w
-    return np.ascontiguousarray(padded.reshape(nb, 16, kp, 2).transpose(0, 2, 1, 3))
+    return _panels(w, 2, np.int16)
 
 
 def _check_int32(ctx: OpContext, values: np.ndarray, what: str) -> np.ndarray:
@@ -158,6 +188,8 @@ def _conv_step(ctx: OpContext, w: np.ndarray, bias: np.ndarray | None) -> Step:
         p.bias_folded = ctx.c_array(np.pad(_check_int32(ctx, bias_folded, "bias"), (0, pad)), "const int32_t *")
         p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
         p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
+        if host_vnni():
+            set_k4_layout(ctx, p, w, bias_folded, pad)
     macs = int(np.prod(y.shape)) * kh * kw * fc
     return ctx.finish(
         Step(

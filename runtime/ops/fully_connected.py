@@ -7,7 +7,7 @@ import numpy as np
 from .._native import lib
 from ..quant import activation_range, f32, quantize_multiplier
 from .common import INT8, INT32, OpContext, Step
-from .conv import host_simd, pack_gemm_weights
+from .conv import host_simd, host_vnni, pack_gemm_weights, set_k4_layout
 
 
 def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
@@ -66,6 +66,8 @@ def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
     pad = (-n_out) % 16 if packed else 0
     if packed:
         p.packed_weights = ctx.c_array(pack_gemm_weights(w), "const int16_t *")
+        if host_vnni():
+            set_k4_layout(ctx, p, w, bias_folded, pad)
     p.bias_folded = ctx.c_array(np.pad(bias_folded.astype(INT32), (0, pad)), "const int32_t *")
     in_d, out_d = f32(in_s), f32(out_s)
     if fixed_point:

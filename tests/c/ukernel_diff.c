@@ -510,6 +510,133 @@ static void check_gemm(const trt_ukernels *u, tally *t, tally *tf) {
     }
 }
 
+/* packed_k4 (tinyrt.h): [ceil(n/16)][ceil(k/4)][16][4], zero padded */
+static void pack_k4(const int8_t *w, int32_t n, int32_t k, int8_t *wk) {
+    const int32_t k4 = (k + 3) / 4, nb = (n + 15) / 16;
+    for (int32_t b = 0; b < nb; ++b) {
+        for (int32_t i = 0; i < k4; ++i) {
+            for (int32_t l = 0; l < 16; ++l) {
+                for (int32_t j = 0; j < 4; ++j) {
+                    const int32_t oc = 16 * b + l, kk = 4 * i + j;
+                    wk[(((int64_t)b * k4 + i) * 16 + l) * 4 + j] =
+                        oc < n && kk < k ? w[(int64_t)oc * k + kk] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* The VNNI GEMM: rows made by rows_u8 from segments (each ending at a guard
+ * page), the rows of the buffer past m full of garbage, outputs ending at
+ * guard pages; against the portable gemm on the signed rows and the
+ * unshifted bias.  rows_u8 itself against x + 128 and its zero padding. */
+static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr) {
+    static uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE];
+    const int32_t m = chance(20) ? 1 : rnd_in(1, TRT_K4_MR);
+    const int32_t k = chance(10) ? rnd_in(1, TRT_GEMM_MAX_K) : TRT_MAX(1, rnd_len(300));
+    const int32_t n = chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
+    const int32_t np = (n + 15) / 16 * 16, k4 = (k + 3) / 4;
+    /* ties: small values, multiplier one half, small right shifts, so that
+     * many results are exact halves, where the rounding's sign handling
+     * decides (large random ones saturate the output) */
+    const int ties = chance(30);
+    const int mode = ties ? VAL_SMALL : (int)(rnd() % VAL_MODES);
+    const int use_scale = !ties && chance(40);
+    if ((int64_t)np * k4 * 4 > ARENA_BYTES) {
+        return;
+    }
+    int8_t *w = at_end(0, (size_t)n * (size_t)k);
+    int8_t *wk = at_end(1, (size_t)np * (size_t)k4 * 4);
+    int32_t *bias = at_end(2, 4 * (size_t)np), *bias_k4 = at_end(7, 4 * (size_t)np);
+    int32_t *mult = at_end(3, 4 * (size_t)np), *shift = at_end(4, 4 * (size_t)np);
+    double *scale = use_scale ? at_end(5, 8 * (size_t)np) : NULL;
+    fill_i8(w, n * k, ties || chance(70) ? mode : VAL_UNIFORM);
+    pack_k4(w, n, k, wk);
+    for (int32_t c = 0; c < np; ++c) {
+        bias[c] = ties ? rnd_in(-64, 64) : rnd_in(-(1 << 24), 1 << 24);
+        int32_t sum = 0;
+        for (int32_t i = 0; c < n && i < k; ++i) {
+            sum += w[(int64_t)c * k + i];
+        }
+        bias_k4[c] = bias[c] - 128 * sum;
+    }
+    fill_requant(mult, shift, np);
+    if (ties) {
+        for (int32_t c = 0; c < np; ++c) {
+            mult[c] = 1 << 30;
+            shift[c] = rnd_in(-4, 0);
+        }
+    }
+    for (int32_t c = 0; scale && c < np; ++c) {
+        scale[c] = chance(20) ? (double)(int32_t)rnd() * 1e-12 : (double)(rnd() % 100000 + 1) * 1e-9;
+    }
+    for (size_t i = 0; i < sizeof rows; ++i) {
+        rows[i] = (uint8_t)rnd();
+    }
+    int32_t segs = rnd_in(1, TRT_GEMM_SEG_MAX);
+    while (k % segs) {
+        --segs;
+    }
+    const int32_t len = k / segs;
+    const int8_t *x[TRT_K4_MR];
+    int8_t *oa[TRT_K4_MR], *ob[TRT_K4_MR];
+    /* arenas: signed rows 8, segments 16..31 (guarded), outputs of rows
+     * 0-3 at the ends of 10..13, the others in 14, portable outputs 15 */
+    int8_t *signed_rows = at_end(8, (size_t)m * (size_t)k);
+    for (int32_t r = 0; r < m; ++r) {
+        int8_t *row = signed_rows + (int64_t)r * k;
+        fill_i8(row, k, ties || chance(80) ? mode : VAL_UNIFORM);
+        x[r] = row;
+        const int8_t *seg[TRT_GEMM_SEG_MAX];
+        for (int32_t q = 0; q < segs; ++q) {
+            seg[q] = at_end(16 + q, (size_t)len);
+            memcpy((void *)seg[q], row + (int64_t)q * len, (size_t)len);
+        }
+        /* every second row in place, like a gathered border patch */
+        uint8_t *dst = rows + (int64_t)r * TRT_K4_STRIDE;
+        if (r % 2 && segs == 1) {
+            memcpy(dst, row, (size_t)k);
+            const int8_t *self = (const int8_t *)dst;
+            u->rows_u8(dst, &self, 1, k);
+        } else {
+            u->rows_u8(dst, seg, segs, len);
+        }
+        tr->cases++;
+        int bad = 0;
+        for (int32_t i = 0; i < k4 * 4; ++i) {
+            bad |= dst[i] != (i < k ? (uint8_t)(row[i] + 128) : 0);
+        }
+        if (bad) {
+            char what[96];
+            snprintf(what, sizeof what, "k=%d segs=%d row=%d", (int)k, (int)segs, (int)r);
+            mismatch(tr, what);
+        }
+        oa[r] = r < 4 ? at_end(10 + r, (size_t)n) : (int8_t *)at_end(14, (size_t)n) - (r - 4) * 4096;
+        ob[r] = (int8_t *)at_end(15, (size_t)n) - r * 4096;
+    }
+    int32_t lo, hi;
+    rnd_act(&lo, &hi);
+    const int32_t off = rnd_in(-128, 127);
+    const trt_gemm_k4 g = {k, n, wk, bias_k4, scale ? NULL : mult, scale ? NULL : shift,
+                           scale, off, lo, hi};
+    u->gemm_k4(&g, rows, m, oa);
+    for (int32_t r0 = 0; r0 < m; r0 += TRT_GEMM_MR) {
+        trt_ukernels_portable.gemm(x + r0, TRT_MIN(TRT_GEMM_MR, m - r0), k, w, NULL, n, bias,
+                                   mult, shift, scale, off, lo, hi, ob + r0);
+    }
+    tally *tt = scale ? tf : t;
+    tt->cases++;
+    for (int32_t r = 0; r < m; ++r) {
+        if (memcmp(oa[r], ob[r], (size_t)n) != 0) {
+            char what[128];
+            snprintf(what, sizeof what, "m=%d k=%d n=%d row=%d mode=%d", (int)m, (int)k, (int)n,
+                     (int)r, mode);
+            mismatch(tt, what);
+            break;
+        }
+    }
+}
+
 static void check_add(const trt_ukernels *u, tally *t) {
     const int32_t n = rnd_len(100);
     const int mode = (int)(rnd() % VAL_MODES);
@@ -545,7 +672,8 @@ static void check_add(const trt_ukernels *u, tally *t) {
 
 static const int32_t ISAS[] = {TRT_ISA_PORTABLE, TRT_ISA_AVX2, TRT_ISA_NEON,
                                TRT_ISA_CORTEX_M_DSP, TRT_ISA_NEON_DOTPROD,
-                               TRT_ISA_SSE41};
+                               TRT_ISA_SSE41, TRT_ISA_AVX512_VNNI,
+                               TRT_ISA_AVX_VNNI};
 
 int main(int argc, char **argv) {
     const long cases = argc > 1 ? atol(argv[1]) : 1000;
@@ -563,12 +691,13 @@ int main(int argc, char **argv) {
             continue;
         }
         const trt_ukernels *u = trt_ukernels_active();
-        tally t[11] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
+        tally t[14] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
                        {"mac_rows", 0, 0}, {"requantize", 0, 0},
                        {"requantize_edges", 0, 0}, {"dw_pixel", 0, 0},
                        {"gemm", 0, 0},     {"gemm_f64", 0, 0},
                        {"add", 0, 0},      {"dw_run", 0, 0},
-                       {"gemm_seg", 0, 0}};
+                       {"gemm_seg", 0, 0}, {"gemm_k4", 0, 0},
+                       {"gemm_k4_f64", 0, 0}, {"rows_u8", 0, 0}};
         seg_tally = &t[10];
         check_requantize_edges(u, &t[4]);
         for (long c = 0; c < cases; ++c) {
@@ -581,9 +710,13 @@ int main(int argc, char **argv) {
             if (u->dw_run) {
                 check_dw_run(u, &t[9]);
             }
+            if (u->gemm_k4) {
+                check_gemm_k4(u, &t[11], &t[12], &t[13]);
+            }
         }
-        for (int j = 0; j < 11; ++j) {
-            if ((j == 9 && !u->dw_run) || (j == 10 && !u->gemm_seg)) {
+        for (int j = 0; j < 14; ++j) {
+            if ((j == 9 && !u->dw_run) || (j == 10 && !u->gemm_seg) ||
+                (j >= 11 && !u->gemm_k4)) {
                 continue; /* optional entries this table leaves NULL */
             }
             printf("table %d %s cases %ld mismatches %ld\n", (int)u->isa, t[j].name,

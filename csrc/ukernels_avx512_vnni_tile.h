@@ -1,0 +1,103 @@
+/*
+ * One gemm_k4 tile of ukernels_avx512_vnni.c, included once per shape with
+ * TRT_K4_MR_ (rows), TRT_K4_NB (16-channel blocks) and TRT_K4_ROW defined:
+ * constant array sizes are what lets the compiler keep the accumulators in
+ * registers (a const int parameter would make them variable-length arrays
+ * on the stack).  Defines tile_<MR>x<NB>(); undefines TRT_K4_MR_ and
+ * TRT_K4_NB.
+ *
+ * TRT_K4_ROW 0: MR rows from row r0 (those from m on are computed, not
+ * stored) by NB blocks from block b, MR * NB <= 16 accumulators.
+ * TRT_K4_ROW 1: one row (batch-1 FULLY_CONNECTED, a last pixel), the k
+ * steps spread over four accumulators per block so that the multiply-adds
+ * do not wait on each other.
+ */
+TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g, const uint8_t *x,
+                                                     int32_t m, int32_t r0, int32_t b,
+                                                     int8_t *const *out) {
+    enum { MR = TRT_K4_MR_, NB = TRT_K4_NB, PH = TRT_K4_ROW ? 4 : 1 };
+    const int32_t k4 = (g->k + 3) / 4;
+    const int64_t bstride = (int64_t)k4 * 64;
+    const int8_t *wb = g->w + b * bstride;
+    /* row r at x0 + r * TRT_K4_STRIDE: one base register, constant offsets */
+    const uint8_t *x0 = x + (int64_t)r0 * TRT_K4_STRIDE;
+    /* acc[phase][row][block]; PH > 1 only with MR == 1 */
+    __m512i acc[PH][MR][NB];
+#pragma GCC unroll 16
+    for (int p = 0; p < PH; ++p) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; ++j) {
+                acc[p][r][j] = _mm512_setzero_si512();
+            }
+        }
+    }
+    int32_t i = 0;
+    for (; i + PH <= k4; i += PH) {
+#pragma GCC unroll 4
+        for (int p = 0; p < PH; ++p) {
+            __m512i wv[NB];
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; ++j) {
+                wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
+            }
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; ++r) {
+                const __m512i xv = _mm512_set1_epi32(load4(x0 + r * TRT_K4_STRIDE + 4 * (i + p)));
+#pragma GCC unroll 4
+                for (int j = 0; j < NB; ++j) {
+                    acc[p][r][j] = _mm512_dpbusd_epi32(acc[p][r][j], xv, wv[j]);
+                }
+            }
+        }
+    }
+    for (; i < k4; ++i) { /* (PH > 1: the last k4 % PH steps) */
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+            const __m512i xv = _mm512_set1_epi32(load4(x0 + r * TRT_K4_STRIDE + 4 * i));
+#pragma GCC unroll 4
+            for (int j = 0; j < NB; ++j) {
+                acc[0][r][j] = _mm512_dpbusd_epi32(
+                    acc[0][r][j], xv, _mm512_loadu_si512(wb + j * bstride + (int64_t)i * 64));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int p = 1; p < PH; ++p) {
+#pragma GCC unroll 4
+        for (int j = 0; j < NB; ++j) {
+            acc[0][0][j] = _mm512_add_epi32(acc[0][0][j], acc[p][0][j]);
+        }
+    }
+    const __m512i offset = _mm512_set1_epi32(g->out_offset);
+    const __m512i lo = _mm512_set1_epi32(g->act_min);
+    const __m512i hi = _mm512_set1_epi32(g->act_max);
+    const int32_t rows = TRT_MIN(MR, m - r0);
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) {
+        const int32_t oc = (b + j) * 16;
+        const __mmask16 keep = (__mmask16)(g->n - oc >= 16 ? 0xFFFF : (1u << (g->n - oc)) - 1);
+        if (g->scale) {
+            const __m512i bias = _mm512_loadu_si512(g->bias + oc);
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; ++r) {
+                if (r < rows) {
+                    const __m512i v = rescale_f64x16(_mm512_add_epi32(acc[0][r][j], bias), g->scale + oc);
+                    store16(v, offset, lo, hi, out[r0 + r] + oc, keep);
+                }
+            }
+        } else {
+            const trt_rq16 c = rq16_load(g->bias + oc, g->mult + oc, g->shift + oc);
+#pragma GCC unroll 16
+            for (int r = 0; r < MR; ++r) {
+                if (r < rows) {
+                    store16(rq16_apply(acc[0][r][j], &c), offset, lo, hi, out[r0 + r] + oc, keep);
+                }
+            }
+        }
+    }
+}
+
+#undef TRT_K4_MR_
+#undef TRT_K4_NB
