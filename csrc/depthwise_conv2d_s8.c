@@ -209,6 +209,12 @@ void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
     for (int32_t n = 0; n < p->input.n; ++n) {
         const int8_t *input_n = input + (int64_t)n * in_plane;
         int8_t *output_n = output + (int64_t)n * pixels * out_c;
+#ifdef TRT_HAVE_GEMM_K4
+        /* (in place too: it reads each input row before overwriting it) */
+        if (uk->dw_k4 && uk->dw_k4(p, input_n, output_n, 0, pixels)) {
+            continue;
+        }
+#endif
         if (!p->in_place) {
             run_pixels(uk, p, input_n, zp_chunk, zp_wide, 0, pixels, 0, out_c,
                        output_n, out_c);
@@ -252,6 +258,12 @@ int32_t trt_depthwise_conv2d_s8_pixels(const trt_depthwise_conv2d_params *p,
     for (int32_t n = begin / pixels; n * pixels < end; ++n) {
         const int32_t b = TRT_MAX(begin - n * pixels, 0);
         const int32_t e = TRT_MIN(end - n * pixels, pixels);
+#ifdef TRT_HAVE_GEMM_K4
+        if (uk->dw_k4 && uk->dw_k4(p, input + (int64_t)n * in_plane,
+                                   output + (int64_t)n * pixels * out_c, b, e)) {
+            continue;
+        }
+#endif
         run_pixels(uk, p, input + (int64_t)n * in_plane, zp_chunk, zp_wide, b, e,
                    0, out_c, output + (int64_t)n * pixels * out_c, out_c);
     }

@@ -109,6 +109,12 @@ typedef struct {
      * them, never store them); finish as gemm's.  NULL where rows_u8 is. */
     void (*gemm_k4)(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
                     int8_t *const *out);
+    /* DEPTHWISE_CONV_2D with p->packed_k4 (x86 VNNI tables; NULL
+     * elsewhere): output pixels [begin, end) of one image (all of them when
+     * p->in_place).  Returns 0, having written nothing, for a layer whose
+     * shape it does not take; the caller then runs the other kernels. */
+    int32_t (*dw_k4)(const trt_depthwise_conv2d_params *p, const int8_t *input,
+                     int8_t *output, int32_t begin, int32_t end);
 } trt_ukernels;
 
 enum {

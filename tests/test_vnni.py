@@ -1,5 +1,6 @@
-"""The x86-64 VNNI tables (csrc/ukernels_avx512_vnni.c, csrc/ukernels_avx_vnni.c):
-the GEMM of CONV_2D and FULLY_CONNECTED on vpdpbusd gives the portable bits.
+"""The x86-64 VNNI tables (csrc/ukernels_avx512_vnni*.c, csrc/ukernels_avx_vnni.c):
+the GEMM of CONV_2D and FULLY_CONNECTED and (AVX-512) DEPTHWISE_CONV_2D on
+vpdpbusd give the portable bits.
 
 Their kernels are checked entry by entry against the portable table by
 tests/c/ukernel_diff.c (tests/test_sse41.py runs it natively); here they run
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 import graphgen
 import numpy as np
 import pytest
-from _hypothesis_cases import OpCase, conv2d_cases, exact_settings, fully_connected_cases
+from _hypothesis_cases import OpCase, conv2d_cases, depthwise_cases, exact_settings, fully_connected_cases
 from conftest import model_path
 from hypothesis import given
 from test_kernels_hypothesis import assert_matches, run_c
@@ -110,6 +111,17 @@ def test_conv2d_exact(name: str, case: OpCase) -> None:
     if name not in isa.available():
         pytest.skip(f"the CPU has no {name}")
     case = _under(case, name)
+    assert_matches(case, run_c(case))
+
+
+@exact_settings(200)
+@given(case=depthwise_cases())
+def test_depthwise_conv2d_exact(case: OpCase) -> None:
+    """The AVX-512 table's depthwise kernel (tap rows of four kx per lane,
+    in place too) on every geometry the strategy draws; AVX-VNNI runs AVX2's."""
+    if "avx512-vnni" not in isa.available():
+        pytest.skip("the CPU has no AVX-512 VNNI")
+    case = _under(case, "avx512-vnni")
     assert_matches(case, run_c(case))
 
 

@@ -110,6 +110,13 @@ typedef struct {
      * channel_block channels are computed at a time into the scratch. */
     int32_t in_place;
     int32_t channel_block;
+    /* Optional (NULL on microcontrollers): for the x86 VNNI kernels (depth
+     * multiplier 1, KW <= 4, KH <= 4), the weights as int8
+     * [KH][ceil(C/16) * 16][4], element [ky][c][kx] = weight[ky][kx][c]
+     * (0 for kx >= KW or c >= C), and per channel bias_folded - 128 * the
+     * sum of its weights, padded to a multiple of 16. */
+    const int8_t *packed_k4;
+    const int32_t *bias_k4;
 } trt_depthwise_conv2d_params;
 
 /* scratch: trt_depthwise_conv2d_s8_scratch_size() bytes (0 unless in place) */

@@ -240,6 +240,8 @@ def build_depthwise_conv2d(ctx: OpContext) -> Step:
     p.bias_folded = ctx.c_array(_check_int32(ctx, bias_folded, "bias plus zero-point term"), "const int32_t *")
     p.multiplier = ctx.c_array(mult, "const int32_t *")
     p.shift = ctx.c_array(shift, "const int32_t *")
+    if ctx.host_layouts and host_vnni() and kw <= 4 and kh <= 4:
+        _set_depthwise_k4_layout(ctx, p, w.reshape(kh, kw, out_c), bias_folded, mult, shift)
     macs = int(np.prod(y.shape)) * kh * kw
     return ctx.finish(
         Step(
@@ -252,3 +254,22 @@ def build_depthwise_conv2d(ctx: OpContext) -> Step:
             weight_bytes=w.nbytes + out_c * 4,
         )
     )
+
+
+def _set_depthwise_k4_layout(
+    ctx: OpContext, p: Any, w: np.ndarray, bias_folded: np.ndarray, mult: np.ndarray, shift: np.ndarray
+) -> None:
+    """The VNNI depthwise kernel's operands (tinyrt.h: packed_k4, bias_k4): w [KH][KW][C] as
+    [KH][C padded to 16][4] with kx in the bytes, the bias shifted for inputs fed as x + 128,
+    and the per-channel arrays padded to sixteen."""
+    kh, kw, c = w.shape
+    shifted = bias_folded.astype(np.int64) - 128 * w.astype(np.int64).sum(axis=(0, 1))
+    if shifted.size and (shifted.max() > 0x7FFFFFFF or shifted.min() < -0x80000000):
+        return
+    pad = (-c) % 16
+    packed = np.zeros((kh, c + pad, 4), dtype=np.int8)
+    packed[:, :c, :kw] = w.transpose(0, 2, 1)
+    p.packed_k4 = ctx.c_array(packed, "const int8_t *")
+    p.bias_k4 = ctx.c_array(np.pad(shifted.astype(INT32), (0, pad)), "const int32_t *")
+    p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
+    p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
