@@ -235,10 +235,10 @@ static int k4_ready(const trt_ukernels *uk, const trt_conv2d_params *p) {
 }
 
 /* The VNNI path: TRT_K4_MR output pixels at a time; each pixel's receptive
- * field becomes one unsigned row of a stack buffer (rows_u8 reads an
- * interior window's kernel rows where they lie, and a border pixel's patch
- * after gather_patch has zero-point filled it in that row), so it needs no
- * arena scratch whatever the plan chose. */
+ * field becomes one unsigned row of a stack buffer, all of a tile's rows in
+ * one rows_u8 call: an interior window's kernel rows are read where they
+ * lie, a border pixel's patch is gathered (zero-point filled) into its row
+ * first and converted in place.  No arena scratch, whatever the plan chose. */
 static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
                                       const trt_conv2d_params *p,
                                       const int8_t *input_n, int8_t *output_n,
@@ -248,41 +248,48 @@ static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
     const int32_t kh = p->filter.h, kw = p->filter.w;
     const int32_t k = patch_len(p);
     const int pointwise = is_pointwise(p);
-    const int in_rows = p->filter.c == in_c && p->dilation_w == 1 &&
+    /* kernel rows contiguous in the input: one segment per kernel row */
+    const int in_rows = !pointwise && p->filter.c == in_c && p->dilation_w == 1 &&
                         kh <= TRT_GEMM_SEG_MAX;
+    const int32_t segs = in_rows ? kh : 1, len = k / segs;
     const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
     const trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
                            p->shift, 0, p->output_offset, p->act_min,
                            p->act_max};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     int8_t *outs[TRT_K4_MR];
-    const int8_t *seg[TRT_GEMM_SEG_MAX];
+    const int8_t *seg[TRT_K4_MR * TRT_GEMM_SEG_MAX];
+    int32_t oy = begin / out_w, ox = begin % out_w;
     for (int32_t px = begin; px < end; px += TRT_K4_MR) {
         const int32_t m = TRT_MIN(TRT_K4_MR, end - px);
         for (int32_t r = 0; r < m; ++r) {
             uint8_t *dst = rows + (int64_t)r * TRT_K4_STRIDE;
+            const int8_t **sr = seg + r * segs;
             outs[r] = output_n + (int64_t)(px + r) * out_c;
             if (pointwise) {
-                seg[0] = input_n + (int64_t)(px + r) * k;
-                uk->rows_u8(dst, seg, 1, k);
-                continue;
-            }
-            const int32_t oy = (px + r) / out_w, ox = (px + r) % out_w;
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
-            const int32_t ix0 = ox * p->stride_w - p->pad_left;
-            if (in_rows && iy0 >= 0 && iy0 + (kh - 1) * p->dilation_h < p->input.h &&
-                ix0 >= 0 && ix0 + kw <= in_w) {
-                const int8_t *first = input_n + ((int64_t)iy0 * in_w + ix0) * in_c;
-                for (int32_t ky = 0; ky < kh; ++ky) {
-                    seg[ky] = first + ky * row_step;
-                }
-                uk->rows_u8(dst, seg, kh, kw * in_c);
+                sr[0] = input_n + (int64_t)(px + r) * k;
             } else {
-                gather_patch(p, input_n, oy, ox, 0, (int8_t *)dst);
-                seg[0] = (const int8_t *)dst;
-                uk->rows_u8(dst, seg, 1, k);
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                if (in_rows && iy0 >= 0 && iy0 + (kh - 1) * p->dilation_h < p->input.h &&
+                    ix0 >= 0 && ix0 + kw <= in_w) {
+                    const int8_t *first = input_n + ((int64_t)iy0 * in_w + ix0) * in_c;
+                    for (int32_t ky = 0; ky < kh; ++ky) {
+                        sr[ky] = first + ky * row_step;
+                    }
+                } else {
+                    gather_patch(p, input_n, oy, ox, 0, (int8_t *)dst);
+                    for (int32_t s = 0; s < segs; ++s) {
+                        sr[s] = (const int8_t *)dst + s * len;
+                    }
+                }
+                if (++ox == out_w) {
+                    ox = 0;
+                    ++oy;
+                }
             }
         }
+        uk->rows_u8(rows, seg, segs, len, m);
         uk->gemm_k4(&g, rows, m, outs);
     }
 }

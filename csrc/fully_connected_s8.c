@@ -34,13 +34,14 @@ static TRT_NOINLINE int run_k4(const trt_fully_connected_params *p,
         p->output_offset, p->act_min, p->act_max};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     int8_t *outs[TRT_K4_MR];
+    const int8_t *in_rows[TRT_K4_MR];
     for (int32_t b = 0; b < p->batches; b += TRT_K4_MR) {
         const int32_t m = TRT_MIN(TRT_K4_MR, p->batches - b);
         for (int32_t r = 0; r < m; ++r) {
-            const int8_t *row = input + (int64_t)(b + r) * k;
-            uk->rows_u8(rows + (int64_t)r * TRT_K4_STRIDE, &row, 1, k);
+            in_rows[r] = input + (int64_t)(b + r) * k;
             outs[r] = output + (int64_t)(b + r) * p->out_features + begin;
         }
+        uk->rows_u8(rows, in_rows, 1, k, m);
         uk->gemm_k4(&g, rows, m, outs);
     }
     return 1;

@@ -97,12 +97,14 @@ typedef struct {
                      const int32_t *shift, const double *scale,
                      int32_t out_offset, int32_t act_min, int32_t act_max,
                      int8_t *const *out);
-    /* The VNNI GEMM's rows (x86 tables with vpdpbusd; NULL elsewhere): dst =
-     * the segs segments seg[s] of len bytes each, one after the other, every
-     * byte plus 128 as an unsigned byte, then zeros up to a multiple of four
-     * bytes.  In place (dst == seg[0], segs == 1) is allowed. */
+    /* The VNNI GEMM's rows (x86 tables with vpdpbusd; NULL elsewhere): row
+     * r < rows of dst (TRT_K4_STRIDE bytes apart) = the segs segments
+     * seg[r * segs + s] of len bytes each, one after the other, every byte
+     * plus 128 as an unsigned byte, then zeros up to a multiple of four
+     * bytes.  A segment may already lie where it is to go (in place: a
+     * patch gathered into its row). */
     void (*rows_u8)(uint8_t *dst, const int8_t *const *seg, int32_t segs,
-                    int32_t len);
+                    int32_t len, int32_t rows);
     /* out[r][oc] = finish(g->bias[oc] + sum_i x[r * TRT_K4_STRIDE + i] *
      * w[oc][i]) for r < m, oc < g->n: x holds TRT_K4_MR rows, the first m
      * made by rows_u8 (the others may hold anything: kernels may compute

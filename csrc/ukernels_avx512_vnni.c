@@ -43,8 +43,8 @@ TRT_VNNI_INLINE __mmask64 low_bits64(int32_t n) {
     return n >= 64 ? ~0ULL : (1ULL << n) - 1;
 }
 
-TRT_VNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg,
-                             int32_t segs, int32_t len) {
+TRT_VNNI_INLINE void row_u8(uint8_t *dst, const int8_t *const *seg, int32_t segs,
+                            int32_t len) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     int32_t o = 0;
     for (int32_t s = 0; s < segs; ++s, o += len) {
@@ -63,6 +63,13 @@ TRT_VNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg,
     }
     for (; o & 3; ++o) {
         dst[o] = 0; /* the padding k of the packed weights are 0 too */
+    }
+}
+
+TRT_VNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg, int32_t segs,
+                             int32_t len, int32_t rows) {
+    for (int32_t r = 0; r < rows; ++r) {
+        row_u8(dst + (int64_t)r * TRT_K4_STRIDE, seg + (int64_t)r * segs, segs, len);
     }
 }
 

@@ -23,8 +23,8 @@
 #define TRT_AVXVNNI __attribute__((target("avx2,avxvnni")))
 #define TRT_AVXVNNI_INLINE TRT_AVXVNNI static inline __attribute__((always_inline))
 
-TRT_AVXVNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg,
-                                int32_t segs, int32_t len) {
+TRT_AVXVNNI_INLINE void row_u8(uint8_t *dst, const int8_t *const *seg, int32_t segs,
+                               int32_t len) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     int32_t o = 0;
     for (int32_t s = 0; s < segs; ++s, o += len) {
@@ -46,6 +46,13 @@ TRT_AVXVNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg,
     }
     for (; o & 3; ++o) {
         dst[o] = 0; /* the padding k of the packed weights are 0 too */
+    }
+}
+
+TRT_AVXVNNI static void rows_u8(uint8_t *dst, const int8_t *const *seg, int32_t segs,
+                             int32_t len, int32_t rows) {
+    for (int32_t r = 0; r < rows; ++r) {
+        row_u8(dst + (int64_t)r * TRT_K4_STRIDE, seg + (int64_t)r * segs, segs, len);
     }
 }
 

@@ -580,39 +580,43 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     const int32_t len = k / segs;
     const int8_t *x[TRT_K4_MR];
     int8_t *oa[TRT_K4_MR], *ob[TRT_K4_MR];
-    /* arenas: signed rows 8, segments 16..31 (guarded), outputs of rows
-     * 0-3 at the ends of 10..13, the others in 14, portable outputs 15 */
+    /* arenas: signed rows 8; segments 16..31 (segment q of every row in
+     * arena 16 + q, the last row's against the guard page); outputs of
+     * rows 0-3 at the ends of 10..13, the others in 14, portable ones 15 */
     int8_t *signed_rows = at_end(8, (size_t)m * (size_t)k);
+    const int8_t *seg[TRT_K4_MR * TRT_GEMM_SEG_MAX];
     for (int32_t r = 0; r < m; ++r) {
         int8_t *row = signed_rows + (int64_t)r * k;
         fill_i8(row, k, ties || chance(80) ? mode : VAL_UNIFORM);
         x[r] = row;
-        const int8_t *seg[TRT_GEMM_SEG_MAX];
-        for (int32_t q = 0; q < segs; ++q) {
-            seg[q] = at_end(16 + q, (size_t)len);
-            memcpy((void *)seg[q], row + (int64_t)q * len, (size_t)len);
-        }
-        /* every second row in place, like a gathered border patch */
         uint8_t *dst = rows + (int64_t)r * TRT_K4_STRIDE;
-        if (r % 2 && segs == 1) {
+        /* every second row in place, like a gathered border patch */
+        const int in_place = r % 2;
+        if (in_place) {
             memcpy(dst, row, (size_t)k);
-            const int8_t *self = (const int8_t *)dst;
-            u->rows_u8(dst, &self, 1, k);
-        } else {
-            u->rows_u8(dst, seg, segs, len);
         }
+        for (int32_t q = 0; q < segs; ++q) {
+            int8_t *piece = (int8_t *)at_end(16 + q, (size_t)m * (size_t)len) + (int64_t)r * len;
+            memcpy(piece, row + (int64_t)q * len, (size_t)len);
+            seg[r * segs + q] = in_place ? (const int8_t *)dst + (int64_t)q * len : piece;
+        }
+        oa[r] = r < 4 ? at_end(10 + r, (size_t)n) : (int8_t *)at_end(14, (size_t)n) - (r - 4) * 4096;
+        ob[r] = (int8_t *)at_end(15, (size_t)n) - r * 4096;
+    }
+    /* all rows in one call, as the drivers do */
+    u->rows_u8(rows, seg, segs, len, m);
+    for (int32_t r = 0; r < m; ++r) {
+        const uint8_t *dst = rows + (int64_t)r * TRT_K4_STRIDE;
         tr->cases++;
         int bad = 0;
         for (int32_t i = 0; i < k4 * 4; ++i) {
-            bad |= dst[i] != (i < k ? (uint8_t)(row[i] + 128) : 0);
+            bad |= dst[i] != (i < k ? (uint8_t)(x[r][i] + 128) : 0);
         }
         if (bad) {
             char what[96];
             snprintf(what, sizeof what, "k=%d segs=%d row=%d", (int)k, (int)segs, (int)r);
             mismatch(tr, what);
         }
-        oa[r] = r < 4 ? at_end(10 + r, (size_t)n) : (int8_t *)at_end(14, (size_t)n) - (r - 4) * 4096;
-        ob[r] = (int8_t *)at_end(15, (size_t)n) - r * 4096;
     }
     int32_t lo, hi;
     rnd_act(&lo, &hi);
