@@ -234,15 +234,17 @@ static int k4_ready(const trt_ukernels *uk, const trt_conv2d_params *p) {
            patch_len(p) <= TRT_GEMM_MAX_K;
 }
 
-/* The VNNI path: TRT_K4_MR output pixels at a time; each pixel's receptive
- * field becomes one unsigned row of a stack buffer, all of a tile's rows in
- * one rows_u8 call: an interior window's kernel rows are read where they
- * lie, a border pixel's patch is gathered (zero-point filled) into its row
- * first and converted in place.  No arena scratch, whatever the plan chose. */
-static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
-                                      const trt_conv2d_params *p,
-                                      const int8_t *input_n, int8_t *output_n,
-                                      int32_t begin, int32_t end) {
+enum { TRT_K4_IMAGE = 64 * 1024 }; /* bytes of unsigned input image on the stack */
+
+/* The VNNI path, general case: TRT_K4_MR output pixels at a time, each
+ * pixel's receptive field one unsigned row of a stack buffer, all of a
+ * tile's rows in one rows_u8 call: an interior window's kernel rows are read
+ * where they lie, a border pixel's patch is gathered (zero-point filled)
+ * into its row first and converted in place. */
+static TRT_NOINLINE void run_k4_rows(const trt_ukernels *uk,
+                                     const trt_conv2d_params *p,
+                                     const int8_t *input_n, int8_t *output_n,
+                                     int32_t begin, int32_t end) {
     const int32_t out_w = p->output.w, out_c = p->output.c;
     const int32_t in_w = p->input.w, in_c = p->input.c;
     const int32_t kh = p->filter.h, kw = p->filter.w;
@@ -255,10 +257,14 @@ static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
     const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
     const trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
                            p->shift, 0, p->output_offset, p->act_min,
-                           p->act_max};
+                           p->act_max, 1, 0};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
+    const uint8_t *x[TRT_K4_MR];
     int8_t *outs[TRT_K4_MR];
     const int8_t *seg[TRT_K4_MR * TRT_GEMM_SEG_MAX];
+    for (int32_t r = 0; r < TRT_K4_MR; ++r) {
+        x[r] = rows + (int64_t)r * TRT_K4_STRIDE;
+    }
     int32_t oy = begin / out_w, ox = begin % out_w;
     for (int32_t px = begin; px < end; px += TRT_K4_MR) {
         const int32_t m = TRT_MIN(TRT_K4_MR, end - px);
@@ -290,7 +296,108 @@ static TRT_NOINLINE void run_k4_range(const trt_ukernels *uk,
             }
         }
         uk->rows_u8(rows, seg, segs, len, m);
-        uk->gemm_k4(&g, rows, m, outs);
+        uk->gemm_k4(&g, x, m, outs);
+    }
+}
+
+/* The VNNI path when the kernel rows are whole multiples of four bytes:
+ * the input rows the pixels [begin, end) read are made unsigned once, into
+ * a stack image with the padding as zero points (a pointwise convolution:
+ * the pixels themselves), and the GEMM reads every pixel's kernel rows
+ * there, border pixels alike: no per-pixel copies.  Output rows are taken in
+ * chunks whose input fits TRT_K4_IMAGE; returns 0 when one row does not. */
+static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
+                                     const trt_conv2d_params *p,
+                                     const int8_t *input_n, int8_t *output_n,
+                                     int32_t begin, int32_t end) {
+    const int32_t out_w = p->output.w, out_c = p->output.c;
+    const int32_t in_w = p->input.w, in_c = p->input.c, in_h = p->input.h;
+    const int32_t kh = p->filter.h, kw = p->filter.w;
+    const int32_t sh = p->stride_h, sw = p->stride_w, dh = p->dilation_h;
+    const int32_t k = patch_len(p);
+    const int pointwise = is_pointwise(p);
+    uint8_t image[TRT_K4_IMAGE] __attribute__((aligned(64)));
+    const uint8_t *x[TRT_K4_MR];
+    int8_t *outs[TRT_K4_MR];
+    trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
+                     p->shift, 0, p->output_offset, p->act_min, p->act_max, 1, 0};
+    if (pointwise) {
+        /* the pixels, a chunk at a time (3 bytes of slack: a last k step
+         * may read past the row, where the weights are 0) */
+        const int32_t chunk = (TRT_K4_IMAGE - 64) / k;
+        for (int32_t c0 = begin; c0 < end; c0 += chunk) {
+            const int32_t c1 = TRT_MIN(end, c0 + chunk);
+            const int8_t *src = input_n + (int64_t)c0 * k;
+            uk->rows_u8(image, &src, 1, (c1 - c0) * k, 1);
+            for (int32_t px = c0; px < c1; px += TRT_K4_MR) {
+                const int32_t m = TRT_MIN(TRT_K4_MR, c1 - px);
+                for (int32_t r = 0; r < m; ++r) {
+                    x[r] = image + (int64_t)(px + r - c0) * k;
+                    outs[r] = output_n + (int64_t)(px + r) * out_c;
+                }
+                uk->gemm_k4(&g, x, m, outs);
+            }
+        }
+        return 1;
+    }
+    if (p->filter.c != in_c || p->dilation_w != 1 || (kw * in_c) % 4 != 0) {
+        return 0;
+    }
+    /* padded columns -pad_left .. (out_w - 1) * sw - pad_left + kw - 1 */
+    const int32_t wp = (out_w - 1) * sw + kw;
+    const int64_t prow = (int64_t)wp * in_c;
+    const int32_t reach = (kh - 1) * dh + 1; /* input rows of one output row */
+    const int64_t fit = (TRT_K4_IMAGE - 64) / prow - reach;
+    if (fit < 0) {
+        return 0;
+    }
+    const int32_t rows_per_chunk = (int32_t)TRT_MIN(fit / sh + 1, (int64_t)p->output.h);
+    const uint8_t zp_u8 = (uint8_t)((-p->input_offset) ^ 0x80);
+    /* input column ix is padded column pad_left + ix */
+    const int32_t col0 = p->pad_left, cols = TRT_MAX(0, TRT_MIN(in_w, wp - col0));
+    g.segs = kh;
+    g.seg_stride = (int32_t)(dh * prow);
+    for (int32_t oy_a = begin / out_w; oy_a * out_w < end; oy_a += rows_per_chunk) {
+        const int32_t oy_b = TRT_MIN(oy_a + rows_per_chunk, p->output.h); /* exclusive */
+        const int32_t iy_a = oy_a * sh - p->pad_top;
+        const int32_t iy_n = (oy_b - 1 - oy_a) * sh + reach;
+        for (int32_t j = 0; j < iy_n; ++j) {
+            uint8_t *dst = image + j * prow;
+            const int32_t iy = iy_a + j;
+            if (iy < 0 || iy >= in_h || cols == 0) {
+                memset(dst, zp_u8, (size_t)prow);
+                continue;
+            }
+            memset(dst, zp_u8, (size_t)col0 * (size_t)in_c);
+            const int8_t *src = input_n + (int64_t)iy * in_w * in_c;
+            uk->rows_u8(dst + (int64_t)col0 * in_c, &src, 1, cols * in_c, 1);
+            /* (also over the zero bytes rows_u8 pads with) */
+            memset(dst + (int64_t)(col0 + cols) * in_c, zp_u8,
+                   (size_t)(prow - (int64_t)(col0 + cols) * in_c));
+        }
+        const int32_t px_a = TRT_MAX(begin, oy_a * out_w), px_b = TRT_MIN(end, oy_b * out_w);
+        int32_t oy = px_a / out_w, ox = px_a % out_w;
+        for (int32_t px = px_a; px < px_b; px += TRT_K4_MR) {
+            const int32_t m = TRT_MIN(TRT_K4_MR, px_b - px);
+            for (int32_t r = 0; r < m; ++r) {
+                x[r] = image + (int64_t)(oy - oy_a) * sh * prow + (int64_t)ox * sw * in_c;
+                outs[r] = output_n + (int64_t)(px + r) * out_c;
+                if (++ox == out_w) {
+                    ox = 0;
+                    ++oy;
+                }
+            }
+            uk->gemm_k4(&g, x, m, outs);
+        }
+    }
+    return 1;
+}
+
+static void run_k4_range(const trt_ukernels *uk, const trt_conv2d_params *p,
+                         const int8_t *input_n, int8_t *output_n,
+                         int32_t begin, int32_t end) {
+    if (!run_k4_image(uk, p, input_n, output_n, begin, end)) {
+        run_k4_rows(uk, p, input_n, output_n, begin, end);
     }
 }
 #endif

@@ -31,10 +31,14 @@ static TRT_NOINLINE int run_k4(const trt_fully_connected_params *p,
         k, end - begin, p->packed_k4 + (int64_t)(begin / 16) * ((k + 3) / 4) * 64,
         p->bias_k4 + begin, p->scale ? 0 : p->multiplier + begin,
         p->scale ? 0 : p->shift + begin, p->scale ? p->scale + begin : 0,
-        p->output_offset, p->act_min, p->act_max};
+        p->output_offset, p->act_min, p->act_max, 1, 0};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     int8_t *outs[TRT_K4_MR];
     const int8_t *in_rows[TRT_K4_MR];
+    const uint8_t *x[TRT_K4_MR];
+    for (int32_t r = 0; r < TRT_K4_MR; ++r) {
+        x[r] = rows + (int64_t)r * TRT_K4_STRIDE;
+    }
     for (int32_t b = 0; b < p->batches; b += TRT_K4_MR) {
         const int32_t m = TRT_MIN(TRT_K4_MR, p->batches - b);
         for (int32_t r = 0; r < m; ++r) {
@@ -42,7 +46,7 @@ static TRT_NOINLINE int run_k4(const trt_fully_connected_params *p,
             outs[r] = output + (int64_t)(b + r) * p->out_features + begin;
         }
         uk->rows_u8(rows, in_rows, 1, k, m);
-        uk->gemm_k4(&g, rows, m, outs);
+        uk->gemm_k4(&g, x, m, outs);
     }
     return 1;
 }

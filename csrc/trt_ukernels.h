@@ -30,6 +30,12 @@ typedef struct {
     int32_t out_offset;
     int32_t act_min;
     int32_t act_max;
+    /* The rows: row r is segs segments of k / segs bytes, the first at x[r],
+     * the next seg_stride bytes on (a convolution's kernel rows in an
+     * image); segs > 1 needs k / segs a multiple of 4.  One segment may be
+     * read up to the next multiple of 4 bytes (weights there are 0). */
+    int32_t segs;
+    int32_t seg_stride;
 } trt_gemm_k4;
 
 typedef struct {
@@ -105,11 +111,10 @@ typedef struct {
      * patch gathered into its row). */
     void (*rows_u8)(uint8_t *dst, const int8_t *const *seg, int32_t segs,
                     int32_t len, int32_t rows);
-    /* out[r][oc] = finish(g->bias[oc] + sum_i x[r * TRT_K4_STRIDE + i] *
-     * w[oc][i]) for r < m, oc < g->n: x holds TRT_K4_MR rows, the first m
-     * made by rows_u8 (the others may hold anything: kernels may compute
-     * them, never store them); finish as gemm's.  NULL where rows_u8 is. */
-    void (*gemm_k4)(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
+    /* out[r][oc] = finish(g->bias[oc] + sum_i row_r[i] * w[oc][i]) for
+     * r < m <= TRT_K4_MR, oc < g->n, rows as trt_gemm_k4 describes, bytes
+     * already x + 128 (rows_u8); finish as gemm's.  NULL where rows_u8 is. */
+    void (*gemm_k4)(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                     int8_t *const *out);
     /* DEPTHWISE_CONV_2D with p->packed_k4 (x86 VNNI tables; NULL
      * elsewhere): output pixels [begin, end) of one image (all of them when

@@ -54,6 +54,20 @@ TRT_VNNI_INLINE void row_u8(uint8_t *dst, const int8_t *const *seg, int32_t segs
             _mm512_storeu_si512(dst + o + i,
                                 _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
         }
+        /* whole 32 / 16 bytes without masks (a masked byte store costs
+         * several cycles), the rest masked */
+        if (i + 32 <= len) {
+            _mm256_storeu_si256((__m256i *)(dst + o + i),
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(src + i)),
+                                                 _mm512_castsi512_si256(flip)));
+            i += 32;
+        }
+        if (i + 16 <= len) {
+            _mm_storeu_si128((__m128i *)(dst + o + i),
+                             _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i)),
+                                           _mm512_castsi512_si128(flip)));
+            i += 16;
+        }
         if (i < len) {
             /* masked: bytes past the segment are neither read nor written */
             const __mmask64 keep = low_bits64(len - i);
@@ -124,10 +138,10 @@ TRT_VNNI_INLINE int32_t load4(const uint8_t *p) {
 #include "ukernels_avx512_vnni_tile.h"
 #undef TRT_K4_ROW
 
-typedef void (*trt_k4_tile_fn)(const trt_gemm_k4 *, const uint8_t *, int32_t,
+typedef void (*trt_k4_tile_fn)(const trt_gemm_k4 *, const uint8_t *const *, int32_t,
                                int32_t, int32_t, int8_t *const *);
 
-TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
+TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                              int8_t *const *out) {
     const int32_t blocks = (g->n + 15) / 16;
     for (int32_t b = 0; b < blocks;) {

@@ -6,21 +6,27 @@
  * on the stack).  Defines tile_<MR>x<NB>(); undefines TRT_K4_MR_ and
  * TRT_K4_NB.
  *
- * TRT_K4_ROW 0: MR rows from row r0 (those from m on are computed, not
- * stored) by NB blocks from block b, MR * NB <= 16 accumulators.
+ * TRT_K4_ROW 0: MR rows from row r0 (past m, row r0 again, not stored)
+ * by NB blocks from block b, MR * NB <= 16 accumulators.
  * TRT_K4_ROW 1: one row (batch-1 FULLY_CONNECTED, a last pixel), the k
  * steps spread over four accumulators per block so that the multiply-adds
  * do not wait on each other.
  */
-TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g, const uint8_t *x,
-                                                     int32_t m, int32_t r0, int32_t b,
+TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
+                                                     const uint8_t *const *x, int32_t m,
+                                                     int32_t r0, int32_t b,
                                                      int8_t *const *out) {
     enum { MR = TRT_K4_MR_, NB = TRT_K4_NB, PH = TRT_K4_ROW ? 4 : 1 };
     const int32_t k4 = (g->k + 3) / 4;
     const int64_t bstride = (int64_t)k4 * 64;
     const int8_t *wb = g->w + b * bstride;
-    /* row r at x0 + r * TRT_K4_STRIDE: one base register, constant offsets */
-    const uint8_t *x0 = x + (int64_t)r0 * TRT_K4_STRIDE;
+    /* a segment's k steps (one segment: the padded row) */
+    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
+    const uint8_t *xr[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+        xr[r] = x[r0 + (r < m - r0 ? r : 0)];
+    }
     /* acc[phase][row][block]; PH > 1 only with MR == 1 */
     __m512i acc[PH][MR][NB];
 #pragma GCC unroll 16
@@ -33,33 +39,36 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g, co
             }
         }
     }
-    int32_t i = 0;
-    for (; i + PH <= k4; i += PH) {
+    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
+        const int64_t at = (int64_t)s * g->seg_stride;
+        int32_t i = 0;
+        for (; i + PH <= seg4; i += PH) {
 #pragma GCC unroll 4
-        for (int p = 0; p < PH; ++p) {
-            __m512i wv[NB];
-#pragma GCC unroll 4
-            for (int j = 0; j < NB; ++j) {
-                wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
-            }
-#pragma GCC unroll 16
-            for (int r = 0; r < MR; ++r) {
-                const __m512i xv = _mm512_set1_epi32(load4(x0 + r * TRT_K4_STRIDE + 4 * (i + p)));
+            for (int p = 0; p < PH; ++p) {
+                __m512i wv[NB];
 #pragma GCC unroll 4
                 for (int j = 0; j < NB; ++j) {
-                    acc[p][r][j] = _mm512_dpbusd_epi32(acc[p][r][j], xv, wv[j]);
+                    wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
+                }
+#pragma GCC unroll 16
+                for (int r = 0; r < MR; ++r) {
+                    const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * (i + p)));
+#pragma GCC unroll 4
+                    for (int j = 0; j < NB; ++j) {
+                        acc[p][r][j] = _mm512_dpbusd_epi32(acc[p][r][j], xv, wv[j]);
+                    }
                 }
             }
         }
-    }
-    for (; i < k4; ++i) { /* (PH > 1: the last k4 % PH steps) */
+        for (; i < seg4; ++i) { /* (PH > 1: the last seg4 % PH steps) */
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; ++r) {
-            const __m512i xv = _mm512_set1_epi32(load4(x0 + r * TRT_K4_STRIDE + 4 * i));
+            for (int r = 0; r < MR; ++r) {
+                const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * i));
 #pragma GCC unroll 4
-            for (int j = 0; j < NB; ++j) {
-                acc[0][r][j] = _mm512_dpbusd_epi32(
-                    acc[0][r][j], xv, _mm512_loadu_si512(wb + j * bstride + (int64_t)i * 64));
+                for (int j = 0; j < NB; ++j) {
+                    acc[0][r][j] = _mm512_dpbusd_epi32(
+                        acc[0][r][j], xv, _mm512_loadu_si512(wb + j * bstride + (int64_t)i * 64));
+                }
             }
         }
     }

@@ -7,8 +7,7 @@
  * arithmetic): rows fed as x + 128, bias_k4 = bias_folded - 128 * sum(w),
  * weights in the packed_k4 layout, where a 16-channel block's 64 bytes per
  * k step are two vectors here (channels 0-7, then 8-15).  Sixteen vector
- * registers hold 4 rows x 16 channels of accumulators with their operands
- * (a last tile of fewer rows computes four and stores its own).  The requantisation is the AVX2 table's (trt_avx2_rescale.h).
+ * registers hold 4 rows x 16 channels of accumulators with their operands.  The requantisation is the AVX2 table's (trt_avx2_rescale.h).
  */
 #include "trt_ukernels.h"
 
@@ -88,34 +87,38 @@ TRT_AVXVNNI_INLINE void finish16(__m256i a0, __m256i a1, const trt_gemm_k4 *g,
                 out, count);
 }
 
-/* Four rows from r0 (those from m on are computed, not stored) by one
- * 16-channel block b: eight accumulators, two weight vectors, one
- * broadcast; every row at a constant offset from one base register. */
-TRT_AVXVNNI static void tile_4(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
+/* Four rows from r0 (past m, row r0 again, not stored) by one 16-channel
+ * block b: eight accumulators, two weight vectors, one broadcast. */
+TRT_AVXVNNI static void tile_4(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                                int32_t r0, int32_t b, int8_t *const *out) {
-    enum { S = TRT_K4_STRIDE };
     const int32_t k4 = (g->k + 3) / 4;
+    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
     const int8_t *wb = g->w + (int64_t)b * k4 * 64;
-    const uint8_t *x0 = x + (int64_t)r0 * S;
+    const int32_t rows = m - r0;
+    const uint8_t *x0 = x[r0], *x1 = x[r0 + (rows > 1)], *x2 = x[r0 + 2 * (rows > 2)];
+    const uint8_t *x3 = x[r0 + 3 * (rows > 3)];
     __m256i l0 = _mm256_setzero_si256(), h0 = l0, l1 = l0, h1 = l0;
     __m256i l2 = l0, h2 = l0, l3 = l0, h3 = l0;
-    for (int32_t i = 0; i < k4; ++i) {
-        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (int64_t)i * 64));
-        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (int64_t)i * 64 + 32));
-        __m256i xv = _mm256_set1_epi32(load4(x0 + 4 * i));
-        l0 = _mm256_dpbusd_avx_epi32(l0, xv, w0);
-        h0 = _mm256_dpbusd_avx_epi32(h0, xv, w1);
-        xv = _mm256_set1_epi32(load4(x0 + S + 4 * i));
-        l1 = _mm256_dpbusd_avx_epi32(l1, xv, w0);
-        h1 = _mm256_dpbusd_avx_epi32(h1, xv, w1);
-        xv = _mm256_set1_epi32(load4(x0 + 2 * S + 4 * i));
-        l2 = _mm256_dpbusd_avx_epi32(l2, xv, w0);
-        h2 = _mm256_dpbusd_avx_epi32(h2, xv, w1);
-        xv = _mm256_set1_epi32(load4(x0 + 3 * S + 4 * i));
-        l3 = _mm256_dpbusd_avx_epi32(l3, xv, w0);
-        h3 = _mm256_dpbusd_avx_epi32(h3, xv, w1);
+    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
+        const int64_t at = (int64_t)s * g->seg_stride;
+        for (int32_t i = 0; i < seg4; ++i) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (int64_t)i * 64));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (int64_t)i * 64 + 32));
+            __m256i xv = _mm256_set1_epi32(load4(x0 + at + 4 * i));
+            l0 = _mm256_dpbusd_avx_epi32(l0, xv, w0);
+            h0 = _mm256_dpbusd_avx_epi32(h0, xv, w1);
+            xv = _mm256_set1_epi32(load4(x1 + at + 4 * i));
+            l1 = _mm256_dpbusd_avx_epi32(l1, xv, w0);
+            h1 = _mm256_dpbusd_avx_epi32(h1, xv, w1);
+            xv = _mm256_set1_epi32(load4(x2 + at + 4 * i));
+            l2 = _mm256_dpbusd_avx_epi32(l2, xv, w0);
+            h2 = _mm256_dpbusd_avx_epi32(h2, xv, w1);
+            xv = _mm256_set1_epi32(load4(x3 + at + 4 * i));
+            l3 = _mm256_dpbusd_avx_epi32(l3, xv, w0);
+            h3 = _mm256_dpbusd_avx_epi32(h3, xv, w1);
+        }
     }
-    const int32_t oc = b * 16, count = TRT_MIN(16, g->n - oc), rows = m - r0;
+    const int32_t oc = b * 16, count = TRT_MIN(16, g->n - oc);
     finish16(l0, h0, g, oc, out[r0] + oc, count);
     if (rows > 1) {
         finish16(l1, h1, g, oc, out[r0 + 1] + oc, count);
@@ -133,6 +136,7 @@ TRT_AVXVNNI static void tile_4(const trt_gemm_k4 *g, const uint8_t *x, int32_t m
 TRT_AVXVNNI static void row_1(const trt_gemm_k4 *g, const uint8_t *x, int32_t b,
                               int8_t *out) {
     const int32_t k4 = (g->k + 3) / 4;
+    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
     const int8_t *wb = g->w + (int64_t)b * k4 * 64;
     __m256i lo[4], hi[4];
 #pragma GCC unroll 4
@@ -140,33 +144,36 @@ TRT_AVXVNNI static void row_1(const trt_gemm_k4 *g, const uint8_t *x, int32_t b,
         lo[p] = _mm256_setzero_si256();
         hi[p] = lo[p];
     }
-    int32_t i = 0;
-    for (; i + 4 <= k4; i += 4) {
+    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
+        const uint8_t *xs = x + (int64_t)s * g->seg_stride;
+        int32_t i = 0;
+        for (; i + 4 <= seg4; i += 4) {
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; ++p) {
-            const __m256i xv = _mm256_set1_epi32(load4(x + 4 * (i + p)));
-            const int8_t *wi = wb + (int64_t)(i + p) * 64;
-            lo[p] = _mm256_dpbusd_avx_epi32(lo[p], xv, _mm256_loadu_si256((const __m256i *)wi));
-            hi[p] = _mm256_dpbusd_avx_epi32(hi[p], xv, _mm256_loadu_si256((const __m256i *)(wi + 32)));
+            for (int p = 0; p < 4; ++p) {
+                const __m256i xv = _mm256_set1_epi32(load4(xs + 4 * (i + p)));
+                const int8_t *wi = wb + (int64_t)(i + p) * 64;
+                lo[p] = _mm256_dpbusd_avx_epi32(lo[p], xv, _mm256_loadu_si256((const __m256i *)wi));
+                hi[p] = _mm256_dpbusd_avx_epi32(hi[p], xv, _mm256_loadu_si256((const __m256i *)(wi + 32)));
+            }
         }
-    }
-    for (; i < k4; ++i) {
-        const __m256i xv = _mm256_set1_epi32(load4(x + 4 * i));
-        const int8_t *wi = wb + (int64_t)i * 64;
-        lo[0] = _mm256_dpbusd_avx_epi32(lo[0], xv, _mm256_loadu_si256((const __m256i *)wi));
-        hi[0] = _mm256_dpbusd_avx_epi32(hi[0], xv, _mm256_loadu_si256((const __m256i *)(wi + 32)));
+        for (; i < seg4; ++i) {
+            const __m256i xv = _mm256_set1_epi32(load4(xs + 4 * i));
+            const int8_t *wi = wb + (int64_t)i * 64;
+            lo[0] = _mm256_dpbusd_avx_epi32(lo[0], xv, _mm256_loadu_si256((const __m256i *)wi));
+            hi[0] = _mm256_dpbusd_avx_epi32(hi[0], xv, _mm256_loadu_si256((const __m256i *)(wi + 32)));
+        }
     }
     const __m256i a0 = _mm256_add_epi32(_mm256_add_epi32(lo[0], lo[1]), _mm256_add_epi32(lo[2], lo[3]));
     const __m256i a1 = _mm256_add_epi32(_mm256_add_epi32(hi[0], hi[1]), _mm256_add_epi32(hi[2], hi[3]));
     finish16(a0, a1, g, b * 16, out + b * 16, TRT_MIN(16, g->n - b * 16));
 }
 
-TRT_AVXVNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *x, int32_t m,
+TRT_AVXVNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                                 int8_t *const *out) {
     const int32_t blocks = (g->n + 15) / 16;
     for (int32_t b = 0; b < blocks; ++b) {
         if (m == 1) {
-            row_1(g, x, b, out[0]);
+            row_1(g, x[0], b, out[0]);
             continue;
         }
         for (int32_t r0 = 0; r0 < m; r0 += 4) {

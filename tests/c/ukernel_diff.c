@@ -621,9 +621,31 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     int32_t lo, hi;
     rnd_act(&lo, &hi);
     const int32_t off = rnd_in(-128, 127);
-    const trt_gemm_k4 g = {k, n, wk, bias_k4, scale ? NULL : mult, scale ? NULL : shift,
-                           scale, off, lo, hi};
-    u->gemm_k4(&g, rows, m, oa);
+    trt_gemm_k4 g = {k, n, wk, bias_k4, scale ? NULL : mult, scale ? NULL : shift,
+                     scale, off, lo, hi, 1, 0};
+    const uint8_t *xr[TRT_K4_MR];
+    for (int32_t r = 0; r < m; ++r) {
+        xr[r] = rows + (int64_t)r * TRT_K4_STRIDE;
+    }
+    if (len % 4 == 0 && segs > 1 && chance(50)) {
+        /* segmented rows, as in an unsigned image: row r's segment q at
+         * xr[r] + q * seg_stride, the rows interleaved, the last byte of the
+         * region against a guard page */
+        const int32_t stride = len * m + 4 * rnd_in(0, 8);
+        uint8_t *img = at_end(9, (size_t)stride * (size_t)(segs - 1) + (size_t)len * (size_t)m);
+        for (int32_t r = 0; r < m; ++r) {
+            uint8_t *at = img + (int64_t)(m - 1 - r) * len; /* row r, reversed */
+            xr[r] = at;
+            for (int32_t q = 0; q < segs; ++q) {
+                for (int32_t i = 0; i < len; ++i) {
+                    at[(int64_t)q * stride + i] = (uint8_t)(x[r][q * len + i] + 128);
+                }
+            }
+        }
+        g.segs = segs;
+        g.seg_stride = stride;
+    }
+    u->gemm_k4(&g, xr, m, oa);
     for (int32_t r0 = 0; r0 < m; r0 += TRT_GEMM_MR) {
         trt_ukernels_portable.gemm(x + r0, TRT_MIN(TRT_GEMM_MR, m - r0), k, w, NULL, n, bias,
                                    mult, shift, scale, off, lo, hi, ob + r0);
@@ -633,8 +655,8 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     for (int32_t r = 0; r < m; ++r) {
         if (memcmp(oa[r], ob[r], (size_t)n) != 0) {
             char what[128];
-            snprintf(what, sizeof what, "m=%d k=%d n=%d row=%d mode=%d", (int)m, (int)k, (int)n,
-                     (int)r, mode);
+            snprintf(what, sizeof what, "m=%d k=%d n=%d row=%d mode=%d segs=%d", (int)m, (int)k,
+                     (int)n, (int)r, mode, (int)g.segs);
             mismatch(tt, what);
             break;
         }
