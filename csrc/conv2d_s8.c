@@ -227,14 +227,25 @@ static TRT_NOINLINE void run_gemm_seg_range(const trt_ukernels *uk,
 }
 
 #ifdef TRT_HAVE_GEMM_K4
+enum { TRT_K4_IMAGE = 64 * 1024 }; /* bytes of unsigned input image on the stack */
+
 /* Whether the table's VNNI GEMM runs this convolution: one group, the
  * planner's packed_k4 layout, rows that fit the stack buffer. */
 static int k4_ready(const trt_ukernels *uk, const trt_conv2d_params *p) {
-    return uk->gemm_k4 && p->packed_k4 && groups_of(p) == 1 &&
-           patch_len(p) <= TRT_GEMM_MAX_K;
+    if (!uk->gemm_k4 || !p->packed_k4 || groups_of(p) != 1 ||
+        patch_len(p) > TRT_GEMM_MAX_K) {
+        return 0;
+    }
+    if (p->k4_channels == p->input.c) {
+        return 1;
+    }
+    /* channels widened to k4_channels: only the image path reads that
+     * layout, so one output row's input must fit its buffer */
+    const int64_t prow = (int64_t)((p->output.w - 1) * p->stride_w + p->filter.w) * p->k4_channels;
+    return p->k4_channels > p->input.c && p->dilation_w == 1 &&
+           (int64_t)p->filter.h * p->filter.w * p->k4_channels <= TRT_GEMM_MAX_K &&
+           ((int64_t)(p->filter.h - 1) * p->dilation_h + 1) * prow <= TRT_K4_IMAGE - 64;
 }
-
-enum { TRT_K4_IMAGE = 64 * 1024 }; /* bytes of unsigned input image on the stack */
 
 /* The VNNI path, general case: TRT_K4_MR output pixels at a time, each
  * pixel's receptive field one unsigned row of a stack buffer, all of a
@@ -300,6 +311,27 @@ static TRT_NOINLINE void run_k4_rows(const trt_ukernels *uk,
     }
 }
 
+/* n pixels of c channels -> n pixels of c4 > c unsigned bytes (x + 128),
+ * the extra channels arbitrary (their weights are 0): a 3-channel pixel is
+ * one 4-byte word, the next pixel's first byte in its fourth. */
+static void widen_u8(uint8_t *dst, const int8_t *src, int32_t n, int32_t c,
+                     int32_t c4) {
+    int32_t i = 0;
+    if (c == 3 && c4 == 4) {
+        for (; i + 1 < n; ++i) {
+            uint32_t v;
+            memcpy(&v, src + 3 * i, 4);
+            v ^= 0x80808080u;
+            memcpy(dst + 4 * i, &v, 4);
+        }
+    }
+    for (; i < n; ++i) {
+        for (int32_t j = 0; j < c4; ++j) {
+            dst[(int64_t)i * c4 + j] = j < c ? (uint8_t)(src[(int64_t)i * c + j] ^ 0x80) : 0;
+        }
+    }
+}
+
 /* The VNNI path when the kernel rows are whole multiples of four bytes:
  * the input rows the pixels [begin, end) read are made unsigned once, into
  * a stack image with the padding as zero points (a pointwise convolution:
@@ -314,7 +346,8 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
     const int32_t in_w = p->input.w, in_c = p->input.c, in_h = p->input.h;
     const int32_t kh = p->filter.h, kw = p->filter.w;
     const int32_t sh = p->stride_h, sw = p->stride_w, dh = p->dilation_h;
-    const int32_t k = patch_len(p);
+    const int32_t c4 = p->k4_channels; /* channels per pixel in the image */
+    const int32_t k = kh * kw * c4;
     const int pointwise = is_pointwise(p);
     uint8_t image[TRT_K4_IMAGE] __attribute__((aligned(64)));
     const uint8_t *x[TRT_K4_MR];
@@ -340,12 +373,12 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
         }
         return 1;
     }
-    if (p->filter.c != in_c || p->dilation_w != 1 || (kw * in_c) % 4 != 0) {
+    if (p->filter.c != in_c || p->dilation_w != 1 || (kw * c4) % 4 != 0) {
         return 0;
     }
     /* padded columns -pad_left .. (out_w - 1) * sw - pad_left + kw - 1 */
     const int32_t wp = (out_w - 1) * sw + kw;
-    const int64_t prow = (int64_t)wp * in_c;
+    const int64_t prow = (int64_t)wp * c4;
     const int32_t reach = (kh - 1) * dh + 1; /* input rows of one output row */
     const int64_t fit = (TRT_K4_IMAGE - 64) / prow - reach;
     if (fit < 0) {
@@ -368,19 +401,23 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
                 memset(dst, zp_u8, (size_t)prow);
                 continue;
             }
-            memset(dst, zp_u8, (size_t)col0 * (size_t)in_c);
+            memset(dst, zp_u8, (size_t)col0 * (size_t)c4);
             const int8_t *src = input_n + (int64_t)iy * in_w * in_c;
-            uk->rows_u8(dst + (int64_t)col0 * in_c, &src, 1, cols * in_c, 1);
+            if (c4 == in_c) {
+                uk->rows_u8(dst + (int64_t)col0 * in_c, &src, 1, cols * in_c, 1);
+            } else {
+                widen_u8(dst + (int64_t)col0 * c4, src, cols, in_c, c4);
+            }
             /* (also over the zero bytes rows_u8 pads with) */
-            memset(dst + (int64_t)(col0 + cols) * in_c, zp_u8,
-                   (size_t)(prow - (int64_t)(col0 + cols) * in_c));
+            memset(dst + (int64_t)(col0 + cols) * c4, zp_u8,
+                   (size_t)(prow - (int64_t)(col0 + cols) * c4));
         }
         const int32_t px_a = TRT_MAX(begin, oy_a * out_w), px_b = TRT_MIN(end, oy_b * out_w);
         int32_t oy = px_a / out_w, ox = px_a % out_w;
         for (int32_t px = px_a; px < px_b; px += TRT_K4_MR) {
             const int32_t m = TRT_MIN(TRT_K4_MR, px_b - px);
             for (int32_t r = 0; r < m; ++r) {
-                x[r] = image + (int64_t)(oy - oy_a) * sh * prow + (int64_t)ox * sw * in_c;
+                x[r] = image + (int64_t)(oy - oy_a) * sh * prow + (int64_t)ox * sw * c4;
                 outs[r] = output_n + (int64_t)(px + r) * out_c;
                 if (++ox == out_w) {
                     ox = 0;
@@ -396,6 +433,7 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
 static void run_k4_range(const trt_ukernels *uk, const trt_conv2d_params *p,
                          const int8_t *input_n, int8_t *output_n,
                          int32_t begin, int32_t end) {
+    /* (widened channels: k4_ready checked that the image path takes it) */
     if (!run_k4_image(uk, p, input_n, output_n, begin, end)) {
         run_k4_rows(uk, p, input_n, output_n, begin, end);
     }

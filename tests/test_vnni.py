@@ -68,15 +68,22 @@ def test_plans_carry_the_vnni_layout_and_shifted_bias() -> None:
         if step.kind == lib.TRT_OP_CONV2D:
             p = ffi.cast("trt_conv2d_params *", step.params)
             n, k = p.filter.n, p.filter.h * p.filter.w * p.filter.c
+            w = np.frombuffer(ffi.buffer(p.weights, n * k), dtype=np.int8).reshape(n, k)
+            # the 3-channel first layer's taps widened to four channels, zero weighted
+            c4 = 4 if p.filter.c == 3 else p.filter.c
+            assert p.k4_channels == c4
+            wide = np.zeros((n, p.filter.h, p.filter.w, c4), dtype=np.int8)
+            wide[..., : p.filter.c] = w.reshape(n, p.filter.h, p.filter.w, p.filter.c)
+            wk = wide.reshape(n, -1)
         elif step.kind == lib.TRT_OP_FULLY_CONNECTED:
             p = ffi.cast("trt_fully_connected_params *", step.params)
             n, k = p.out_features, p.in_features
+            w = wk = np.frombuffer(ffi.buffer(p.weights, n * k), dtype=np.int8).reshape(n, k)
         else:
             continue
-        w = np.frombuffer(ffi.buffer(p.weights, n * k), dtype=np.int8).reshape(n, k)
-        nb, k4 = -(-n // 16), -(-k // 4)
+        nb, k4 = -(-n // 16), -(-wk.shape[1] // 4)
         packed = np.frombuffer(ffi.buffer(p.packed_k4, nb * k4 * 64), dtype=np.int8)
-        np.testing.assert_array_equal(packed, pack_k4_weights(w).reshape(-1))
+        np.testing.assert_array_equal(packed, pack_k4_weights(wk).reshape(-1))
         folded = np.frombuffer(ffi.buffer(p.bias_folded, 4 * n), dtype=np.int32).astype(np.int64)
         shifted = np.frombuffer(ffi.buffer(p.bias_k4, 4 * nb * 16), dtype=np.int32)
         np.testing.assert_array_equal(shifted[:n], folded - 128 * w.astype(np.int64).sum(axis=1))

@@ -69,9 +69,13 @@ typedef struct {
      * weight[16b + l][4i + j], zero padded; and per output channel
      * bias_folded - 128 * sum(weights), because vpdpbusd multiplies unsigned
      * bytes by signed ones and the inputs are fed to it as x + 128.  When
-     * set, bias_k4, multiplier and shift hold a multiple of 16 entries. */
+     * set, bias_k4, multiplier and shift hold a multiple of 16 entries.
+     * k4_channels: the channels per tap in packed_k4: C_in, or C_in
+     * rounded up to 4 with zero weights (K = KH*KW*k4_channels then), so that
+     * a kernel row of a 3-channel image is whole 4-byte groups. */
     const int8_t *packed_k4;
     const int32_t *bias_k4;
+    int32_t k4_channels;
 } trt_conv2d_params;
 
 /* scratch: trt_conv2d_s8_scratch_size() bytes (im2col patches, or none) */

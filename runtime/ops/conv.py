@@ -189,7 +189,12 @@ def _conv_step(ctx: OpContext, w: np.ndarray, bias: np.ndarray | None) -> Step:
         p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
         p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
         if host_vnni():
-            set_k4_layout(ctx, p, w, bias_folded, pad)
+            # Kernel rows of whole 4-byte groups (tinyrt.h k4_channels): a
+            # 3-channel image's taps get a fourth, zero-weighted channel.
+            c4 = fc if (kw * fc) % 4 == 0 or (kh == kw == 1) else -(-fc // 4) * 4
+            w4 = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, c4 - fc)))
+            set_k4_layout(ctx, p, w4, bias_folded, pad)
+            p.k4_channels = c4
     macs = int(np.prod(y.shape)) * kh * kw * fc
     return ctx.finish(
         Step(
