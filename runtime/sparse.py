@@ -70,7 +70,10 @@ TILE_ISAS = ("avx2", "avx512-vnni", "avx-vnni")  # tables with spmm_tile (csrc/s
 # timings of this shared machine scatter by about 10%.  FULLY_CONNECTED's
 # per-row cost is one coefficient for all formats: they rescale with the
 # same code.
-COSTS_PROVENANCE = "tools/calibrate_sparse.py on AMD EPYC (x86_64), 2026-11-28"
+COSTS_PROVENANCE = (
+    "tools/calibrate_sparse.py on AMD EPYC (x86_64): portable and avx2 on Zen 3, 2026-11-28; "
+    "avx512-vnni and avx-vnni on Zen 5, 2026-12-04"
+)
 COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     "portable": {
         "fc": {
@@ -112,10 +115,52 @@ COSTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             "8": {"entry": 0.2091, "strip": 0.1372, "row": 1.098, "tap": 3.893},
         },
     },
+    "avx512-vnni": {
+        "fc": {
+            "dense": {"row": 0.5521, "call": 125.1, "mac": 0.005711},
+            "1": {"row": 0.5521, "call": 359.5, "entry": 0.4368},
+            "4": {"row": 0.5521, "call": 157.9, "entry": 0.2546, "strip": 6.03},
+            "8": {"row": 0.5521, "call": 169.3, "entry": 0.4259, "strip": 8.951},
+        },
+        "pointwise": {
+            "dense": {"call": 310.9, "mac": 0.001777, "row": 0.1554},
+            "1": {"call": 311.9, "entry": 0.02049, "row": 0.3246},
+            "4": {"entry": 0.05545, "strip": 0.09714, "row": 0.3885},
+            "8": {"entry": 0.1111, "strip": 0.05137, "row": 0.411},
+        },
+        "conv": {
+            "dense": {"call": 494.5, "mac": 0.001377, "row": 0.1902, "patch": 0.03111},
+            "1": {"call": 225.2, "entry": 0.0261, "row": 0.3232, "patch": 0.03749, "tap": 1.737},
+            "4": {"call": 175.2, "entry": 0.05837, "strip": 0.07728, "row": 0.3091, "patch": 0.04039, "tap": 1.733},
+            "8": {"call": 131.6, "entry": 0.1173, "strip": 0.04546, "row": 0.3637, "patch": 0.0386, "tap": 1.683},
+        },
+    },
+    "avx-vnni": {
+        "fc": {
+            "dense": {"row": 0.554, "call": 160, "mac": 0.00668},
+            "1": {"row": 0.554, "call": 365.5, "entry": 0.4429},
+            "4": {"row": 0.554, "call": 159, "entry": 0.2587, "strip": 6.204},
+            "8": {"row": 0.554, "call": 171.8, "entry": 0.4306, "strip": 9.171},
+        },
+        "pointwise": {
+            "dense": {"call": 545.5, "mac": 0.003992, "row": 0.3558},
+            "1": {"call": 338, "entry": 0.02056, "row": 0.3227},
+            "4": {"entry": 0.05583, "strip": 0.09674, "row": 0.387},
+            "8": {"entry": 0.1121, "strip": 0.05106, "row": 0.4085},
+        },
+        "conv": {
+            "dense": {"call": 264.8, "mac": 0.003796, "row": 0.4653, "patch": 0.004101},
+            "1": {"call": 55.85, "entry": 0.02604, "row": 0.4086, "patch": 0.03579, "tap": 1.616},
+            "4": {"call": 79.29, "entry": 0.05831, "strip": 0.09064, "row": 0.3626, "patch": 0.03629, "tap": 1.706},
+            "8": {"call": 70.04, "entry": 0.1177, "strip": 0.04739, "row": 0.3791, "patch": 0.03715, "tap": 1.695},
+        },
+    },
 }
 # Fit quality on the calibration layers (dense vs the predicted best sparse format):
 #   portable: 246/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.429 at ('conv', 125, 64, 40, 0.9, '1x1'), median |error| 3.6%
 #   avx2: 237/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.394 at ('fc', 1, 640, 128, 0.9, '8x1'), median |error| 9.0%
+#   avx512-vnni: 247/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.223 at ('fc', 1, 1024, 1024, 0.98, '1x1'), median |error| 4.5%
+#   avx-vnni: 241/252 layers decided right (dense vs best sparse), worst slowdown of the pick 1.223 at ('pointwise', 2304, 16, 8, 0.7969, '1x1'), median |error| 3.5%
 # A table a machine lacks falls back to "portable".
 FEATURES = ("call", "mac", "entry", "strip", "row", "patch", "tap")
 
