@@ -2,12 +2,15 @@
 
     python examples/digits/distill_seeds.py --on validation --seeds 0-9   # choosing the recipe
     python examples/digits/distill_seeds.py --on test --seeds 0-9         # confirming it
+    python examples/digits/distill_seeds.py --on test --data-seeds 1-8 --seeds 0-2 \
+        --only "ensemble, mixup FM (run.py)" --only "ensemble, T=4 a=0.7" --only "one teacher, T=4 a=0.7"
+                                                      # the same on eight other data splits
 
 --on validation: 25% of the 1,258 training images (stratified, seed 0) are held out;
     the teachers and students train on the other 943 and are scored on those 315.
     The test images are not used.  This is where the recipe was chosen.
 --on test: everything trains on all 1,258 training images, scored on the 539 test
-    images (run.py's split).
+    images (run.py's split, --data-seeds 0; other seeds split the 1,797 images anew).
 
 The teachers are run.py's CNN trained at seed 0 ("one teacher") and an ensemble of
 it and four copies retrained at seeds 1-4 (logits averaged).  For each student
@@ -63,30 +66,21 @@ def paired(a: list[float], b: list[float]) -> str:
     return f"{d.mean():+.2f} +- {se:.2f} ({int((d > 0).sum())}/{int((d < 0).sum())})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--on", choices=["validation", "test"], default="test",
-                   help="score on a validation split of the training images, or on the test images")
-    p.add_argument("--seeds", default="0-9", help="student seeds: 0-9 or 0,3,5")
-    p.add_argument("--only", action="append", choices=list(CONFIGS), help="train only these ways (repeatable)")
-    args = p.parse_args(argv)
-    t0 = time.perf_counter()
-    train, test = optimize.load_digits(0.3, seed=0)
-    if args.on == "validation":
-        train, held = train.split(0.25, seed=0)
+def run_split(data_seed: int, on: str, seeds: list[int], names: list[str]) -> dict[str, dict[str, list[float]]]:
+    """Teachers and students on one data split: {"float"|"int8": {way: [accuracy per student seed]}}."""
+    train, test = optimize.load_digits(0.3, seed=data_seed)
+    if on == "validation":
+        train, held = train.split(0.25, seed=data_seed)
     else:
         held = test
-    print(f"digits: training on {len(train)} images, scoring on {len(held)} {args.on} images", flush=True)
+    print(f"digits split {data_seed}: training on {len(train)} images, scoring on {len(held)} {on} images",
+          flush=True)
     members = [train_teacher(train, k) for k in ENSEMBLE_SEEDS]
     teachers = {"none": None, "single": members[0], "ensemble": members}
     for k, m in zip(ENSEMBLE_SEEDS, members, strict=True):
         d = held.conform(tuple(m.input_shape), 10)
         print(f"teacher seed {k}: {100 * np.mean(m.predict(d.x, verbose=0).argmax(1) == d.y):.2f}% float", flush=True)
-    names = args.only or list(CONFIGS)
-    for name in list(names):
-        names += [b for b in CONFIGS[name][1] if b not in names]
     acc: dict[str, dict[str, list[float]]] = {"float": {n: [] for n in names}, "int8": {n: [] for n in names}}
-    seeds = seed_list(args.seeds)
     for seed in seeds:
         for name in names:
             student = train_student(CONFIGS[name][0], teachers, train, seed)
@@ -94,19 +88,50 @@ def main(argv: list[str] | None = None) -> int:
             acc["float"][name].append(100 * float(np.mean(student.predict(d.x, verbose=0).argmax(1) == d.y)))
             tflite = optimize.convert_int8(student, train, progress=False, seed=seed)
             acc["int8"][name].append(100 * optimize.accuracy(tflite, held))
-            print(f"seed {seed}  {name:30s} float {acc['float'][name][-1]:6.2f}%  int8 {acc['int8'][name][-1]:6.2f}%",
-                  flush=True)
-    for metric in ("int8", "float"):
-        print(f"\n{metric} accuracy on the {len(held)} {args.on} images, student seeds {args.seeds}; "
-              "paired difference: mean +- s.e. (seeds ahead/behind)")
-        print(f"| student training | seeds {args.seeds} | mean | vs labels alone | vs labels + mixup |")
-        print("|---|---|---|---|---|")
-        for name in names:
-            v = acc[metric][name]
-            bases = CONFIGS[name][1]
-            vs_labels = next((paired(v, acc[metric][b]) for b in bases if b != LABELS_MIXUP), "")
-            vs_mixup = paired(v, acc[metric][LABELS_MIXUP]) if LABELS_MIXUP in bases else ""
-            print(f"| {name} | {' '.join(f'{a:.2f}' for a in v)} | {np.mean(v):.2f} | {vs_labels} | {vs_mixup} |")
+            print(f"split {data_seed} seed {seed}  {name:30s} float {acc['float'][name][-1]:6.2f}%  "
+                  f"int8 {acc['int8'][name][-1]:6.2f}%", flush=True)
+    return acc
+
+
+def table(acc: dict[str, list[float]], names: list[str], columns: str) -> None:
+    print(f"| student training | {columns} | mean | vs labels alone | vs labels + mixup |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        v = acc[name]
+        bases = CONFIGS[name][1]
+        vs_labels = next((paired(v, acc[b]) for b in bases if b != LABELS_MIXUP), "")
+        vs_mixup = paired(v, acc[LABELS_MIXUP]) if LABELS_MIXUP in bases else ""
+        print(f"| {name} | {' '.join(f'{a:.2f}' for a in v)} | {np.mean(v):.2f} | {vs_labels} | {vs_mixup} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--on", choices=["validation", "test"], default="test",
+                   help="score on a validation split of the training images, or on the test images")
+    p.add_argument("--seeds", default="0-9", help="student seeds: 0-9 or 0,3,5")
+    p.add_argument("--data-seeds", default="0",
+                   help="data splits (load_digits seeds; 0 is run.py's): with several, a last table compares "
+                        "the per-split means, split by split")
+    p.add_argument("--only", action="append", choices=list(CONFIGS), help="train only these ways (repeatable)")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    names = args.only or list(CONFIGS)
+    for name in list(names):
+        names += [b for b in CONFIGS[name][1] if b not in names]
+    seeds, splits = seed_list(args.seeds), seed_list(args.data_seeds)
+    runs = {d: run_split(d, args.on, seeds, names) for d in splits}
+    held = "315 validation" if args.on == "validation" else "539 test"
+    for d, acc in runs.items():
+        for metric in ("int8", "float"):
+            print(f"\n{metric} accuracy on split {d}'s {held} images, student seeds {args.seeds}; "
+                  "paired difference: mean +- s.e. (seeds ahead/behind)")
+            table(acc[metric], names, f"seeds {args.seeds}")
+    if len(splits) > 1:
+        for metric in ("int8", "float"):
+            print(f"\n{metric} accuracy, mean over student seeds {args.seeds} per data split {args.data_seeds}; "
+                  "paired difference of the split means: mean +- s.e. over splits (splits ahead/behind)")
+            table({n: [float(np.mean(runs[d][metric][n])) for d in splits] for n in names}, names,
+                  f"splits {args.data_seeds}")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     return 0
 
