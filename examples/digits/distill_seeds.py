@@ -19,7 +19,7 @@ and cosine learning-rate schedule.  Prints each accuracy (float Keras and int8 o
 tinyrt's C backend), then per way the mean and the paired difference to labels
 alone with the same epochs (and, for mixup, to labels with the same mixup):
 mean +- standard error over seeds, and at how many seeds it was ahead/behind.
-About 20 minutes for ten seeds on 2 shared cores.
+12-15 minutes for ten seeds on 2 shared cores.
 """
 
 from __future__ import annotations
