@@ -168,3 +168,21 @@ def test_cli_help_works_without_tensorflow():
     assert out.returncode == 0
     for command in ("quantize", "prune", "distill", "fit"):
         assert command in out.stdout
+
+
+def test_shift_images_translates_by_whole_pixels_with_zeros_shifted_in():
+    from runtime.optimize.distillation import shift_images
+
+    x = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5, 1) + 1
+    out = shift_images(x, np.array([1, 0, -2]), np.array([0, -1, 2]))
+    assert out.shape == x.shape
+    np.testing.assert_array_equal(out[0, 1:], x[0, :-1])  # down by one
+    assert not out[0, 0].any()
+    np.testing.assert_array_equal(out[1, :, :-1], x[1, :, 1:])  # left by one
+    assert not out[1, :, -1].any()
+    np.testing.assert_array_equal(out[2, :-2, 2:], x[2, 2:, :-2])  # up by two, right by two
+    assert not out[2, -2:].any() and not out[2, :, :2].any()
+    # Without a channel axis too; no shift is a copy.
+    np.testing.assert_array_equal(shift_images(x[..., 0], np.zeros(3, int), np.zeros(3, int)), x[..., 0])
+    with pytest.raises(ValueError, match="needs images"):
+        shift_images(x.reshape(3, -1), np.zeros(3, int), np.zeros(3, int))

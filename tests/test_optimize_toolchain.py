@@ -250,3 +250,75 @@ def test_auto_picks_sparse_kernels_for_the_pruned_model(kernel_isa, pruned, prun
         assert plan_summary(runtime.load(ptq).plan)["sparse_layers"] == 0
     finally:
         isa.select("best")
+
+
+def _softmax(z, t=1.0):
+    e = np.exp((z - z.max(-1, keepdims=True)) / t)
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("temperature,alpha", [(1.0, 0.0), (4.0, 0.7), (2.0, 1.0)])
+def test_distillation_loss_is_the_temperature_scaled_kl_plus_hard_cross_entropy(temperature, alpha):
+    from runtime.optimize.distillation import distillation_loss
+
+    rng = np.random.default_rng(3)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 16)]
+    teacher, student = (rng.normal(0, 4, (16, 10)).astype(np.float32) for _ in range(2))
+    got = np.asarray(distillation_loss(10, temperature, alpha)(np.concatenate([labels, teacher], 1), student))
+    p, q = _softmax(teacher, temperature), _softmax(student, temperature)
+    kl = np.sum(p * (np.log(p) - np.log(q)), axis=1)
+    ce = -np.sum(labels * np.log(_softmax(student)), axis=1)  # the hard term at T=1
+    np.testing.assert_allclose(got, alpha * temperature**2 * kl + (1 - alpha) * ce, rtol=1e-4, atol=1e-5)
+
+
+def test_soft_term_gradient_does_not_shrink_with_temperature():
+    """Hinton et al.: with the T^2 factor the soft term's gradient is T * (q - p), which at a
+    high temperature tends to the logit difference over the class count -- the same
+    scale at any T, so alpha means the same at T=2 and T=8."""
+    from runtime.optimize import _tf
+    from runtime.optimize.distillation import distillation_loss
+
+    tf = _tf.tf()
+    rng = np.random.default_rng(4)
+    teacher = rng.normal(0, 1, (4, 10)).astype(np.float32)
+    student = rng.normal(0, 1, (4, 10)).astype(np.float32)
+    y = np.concatenate([np.eye(10, dtype=np.float32)[[0, 1, 2, 3]], teacher], 1)
+    centred = (student - student.mean(1, keepdims=True)) - (teacher - teacher.mean(1, keepdims=True))
+    for t in (20.0, 50.0):
+        s = tf.Variable(student)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(distillation_loss(10, t, 1.0)(y, s))
+        np.testing.assert_allclose(tape.gradient(loss, s).numpy(), centred / 10, atol=0.01)
+
+
+def test_teacher_logits_are_pre_softmax_and_without_dropout(digits):
+    from runtime.optimize import _tf, teacher_logits
+
+    keras = _tf.keras()
+    inp = keras.Input(shape=(8, 8, 1))
+    x = keras.layers.Dropout(0.5, seed=1)(keras.layers.Flatten()(inp))
+    logits = keras.layers.Dense(10, kernel_initializer=keras.initializers.GlorotUniform(seed=2))(x)
+    model = keras.Model(inp, keras.layers.Softmax()(logits))
+    data = digits[0].subset(np.arange(64))
+    a = teacher_logits(model, data, progress=False)
+    # The same on every call (dropout off), the Dense output itself (not probabilities),
+    # and the model's own softmax output after softmax.
+    np.testing.assert_array_equal(a, teacher_logits(model, data, progress=False))
+    np.testing.assert_allclose(a, keras.Model(inp, logits).predict(data.x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_softmax(a), model.predict(data.x, verbose=0), rtol=1e-4, atol=1e-6)
+
+
+def test_ensemble_teacher_averages_its_members_logits(teacher, ptq, digits):
+    from runtime.optimize import distill, teacher_logits
+
+    data = digits[0].subset(np.arange(100))
+    keras_logits = teacher_logits(teacher, data, progress=False)
+    tflite_logits = teacher_logits(ptq, data, progress=False)
+    both = teacher_logits([teacher, ptq], data, progress=False)
+    np.testing.assert_allclose(both, (keras_logits + tflite_logits) / 2, rtol=1e-5, atol=1e-5)
+    # An ensemble teaches on fresh mixup and shifted inputs too.
+    student = distill([teacher, ptq], "mlp:8", data, temperature=1, alpha=1, mixup=True, shift=1, epochs=2,
+                      progress=False, seed=SEED)
+    assert student.output_shape == (None, 10)
+    with pytest.raises(ValueError, match="needs the teacher itself"):
+        distill(None, "mlp:8", data, alpha=0.5, shift=1, epochs=1, progress=False)

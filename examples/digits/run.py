@@ -7,9 +7,10 @@ Steps (scikit-learn's bundled 8x8 digits, stratified 70/30 split, fixed seeds):
   1. train a small CNN teacher in Keras (this is "your model"; any Keras model works)
   2. quantize it: full-int8 post-training quantization, per-channel weights
   3. prune it to 80% sparsity with fine-tuning (tfmot), int8
-  4. distill a 16-unit MLP student from it, int8 -- the classic recipe (T=4,
-     alpha=0.7) and function matching on mixup inputs -- and train the same
-     student on the labels alone with the same epochs, over three seeds
+  4. distill a 16-unit MLP student, int8: function matching on mixup inputs
+     (T=1, alpha=1, 1000 epochs) from an ensemble of five such teachers (this one
+     and four retrained with seeds 1-4); the same student on the labels alone
+     with the same epochs for comparison (distill_seeds.py repeats it over seeds)
   5. for all four int8 models: accuracy on tinyrt's C backend, bit-exactness
      against LiteRT's BUILTIN_REF, host latency, and `runtime.validate` reports
      for two boards
@@ -46,9 +47,17 @@ STUDENT = "mlp:16"
 STUDENT_BATCH, STUDENT_LR = 128, 3e-3
 
 
+# The distillation teacher: the user's model and four copies retrained with other
+# seeds, logits averaged.  Chosen on a validation split carved from the training
+# images (distill_seeds.py --on validation), where one teacher's soft targets did
+# not beat the labels and the ensemble's did; on the test split it is level with
+# labels alone over ten seeds (README: issue 7's distillation criterion is not met).
+ENSEMBLE_SEEDS = (0, 1, 2, 3, 4)
+
+
 @dataclass(frozen=True)
 class StudentRun:
-    teacher: bool  # distilled from the teacher, or trained on the labels alone
+    teacher: str  # "none" (labels alone), "single" (the user's model) or "ensemble"
     temperature: float
     alpha: float
     mixup: bool
@@ -57,19 +66,31 @@ class StudentRun:
 
 # Every student is the same mlp:16 with the same batch and cosine learning-rate
 # schedule; each distillation has a labels-alone run with the same epochs.
+# Function matching (Beyer et al. 2022): the teacher's distribution (T=1, no
+# labels) on fresh mixup inputs every epoch, for many epochs.
+RECIPE = StudentRun("ensemble", 1.0, 1.0, True, 1000)
 STUDENT_RUNS = {
-    # The classic recipe (Hinton et al.) on the fixed training images.
-    "distilled, T=4 alpha=0.7, 60 epochs": StudentRun(True, 4.0, 0.7, False, 60),
-    "labels alone, 60 epochs": StudentRun(False, 1.0, 0.0, False, 60),
-    # Function matching (Beyer et al. 2022): the teacher's distribution (T=1, no
-    # labels) on fresh mixup inputs every epoch, for many epochs.
-    "distilled, function matching on mixup, 1000 epochs": StudentRun(True, 1.0, 1.0, True, 1000),
-    "labels alone, 1000 epochs": StudentRun(False, 1.0, 0.0, False, 1000),
-    "labels alone + mixup, 1000 epochs": StudentRun(False, 1.0, 0.0, True, 1000),
+    "distilled: ensemble teacher, function matching on mixup, 1000 epochs": RECIPE,
+    "labels alone, 1000 epochs": StudentRun("none", 1.0, 0.0, False, 1000),
+    "labels alone + the same mixup, 1000 epochs": StudentRun("none", 1.0, 0.0, True, 1000),
+    "distilled: one teacher, function matching on mixup, 1000 epochs": StudentRun("single", 1.0, 1.0, True, 1000),
 }
 # The two students in the main table.
-TABLE_STUDENTS = {"distilled, function matching on mixup, 1000 epochs": "distilled",
+TABLE_STUDENTS = {"distilled: ensemble teacher, function matching on mixup, 1000 epochs": "distilled",
                   "labels alone, 1000 epochs": "labels alone"}
+
+
+def train_teacher(train: optimize.Dataset, seed: int, progress: bool = False) -> Any:
+    optimize._tf.set_seed(seed)
+    return optimize.train(build_teacher(train.sample_shape, seed), train, epochs=TEACHER_EPOCHS,
+                          progress=progress, seed=seed)
+
+
+def train_student(run: StudentRun, teachers: dict[str, Any], train: optimize.Dataset, seed: int,
+                  progress: bool = False) -> Any:
+    return optimize.distill(teachers[run.teacher], STUDENT, train, temperature=run.temperature, alpha=run.alpha,
+                            mixup=run.mixup, epochs=run.epochs, batch_size=STUDENT_BATCH,
+                            learning_rate=STUDENT_LR, progress=progress, seed=seed)
 
 
 def build_teacher(input_shape: tuple[int, ...], seed: int) -> Any:
@@ -102,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(HERE / "out"), help="where to write models and results.json")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--student-seeds", default="0,1,2",
-                   help="seeds for the distilled-vs-labels-alone comparison (mean over them)")
+    p.add_argument("--student-seeds", default="0",
+                   help="seeds for the distilled-vs-labels-alone comparison (mean over them; distill_seeds.py "
+                        "does this over ten seeds with paired errors)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -118,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digits: {len(train)} training and {len(test)} test images, seed {seed}")
 
     # 1. teacher
-    optimize._tf.set_seed(seed)
-    teacher = optimize.train(build_teacher(train.sample_shape, seed), train, epochs=TEACHER_EPOCHS,
-                             progress=progress, seed=seed)
+    teacher = train_teacher(train, seed, progress=progress)
     teacher.save(out / "teacher.keras")
     models: dict[str, dict[str, Any]] = {}
 
@@ -133,24 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     models["pruned 80% int8"] = {"tflite": pruned.tflite, "float": float_accuracy(pruned.keras_model, test),
                                  "file": "pruned80_int8"}
 
-    # 4. distillation, and the same student on labels alone, over several seeds.
+    # 4. distillation from an ensemble of the teacher and four retrained copies, and
+    # the same student on the labels alone, at each student seed.
+    members = [teacher]
+    for k in ENSEMBLE_SEEDS[1:]:
+        members.append(train_teacher(train, seed + k, progress=False))
+        members[-1].save(out / f"teacher_{k}.keras")
+    teachers = {"none": None, "single": teacher, "ensemble": members}
     comparison: dict[str, list[float]] = {k: [] for k in STUDENT_RUNS}
     student_seeds = [int(s) for s in args.student_seeds.split(",")]
     if seed not in student_seeds:
         student_seeds.insert(0, seed)
     for s in student_seeds:
         for kind, run in STUDENT_RUNS.items():
-            student = optimize.distill(teacher if run.teacher else None, STUDENT, train,
-                                       temperature=run.temperature, alpha=run.alpha, mixup=run.mixup,
-                                       epochs=run.epochs, batch_size=STUDENT_BATCH, learning_rate=STUDENT_LR,
-                                       progress=progress, seed=s)
+            student = train_student(run, teachers, train, s, progress=progress)
             tflite = optimize.convert_int8(student, train, progress=progress, seed=s)
             comparison[kind].append(optimize.accuracy(tflite, test))
             if s == seed and kind in TABLE_STUDENTS:
                 short = TABLE_STUDENTS[kind]
                 models[f"student {STUDENT} {short}"] = {
                     "tflite": tflite, "float": float_accuracy(student, test),
-                    "file": "student_distilled_int8" if run.teacher else "student_labels_int8"}
+                    "file": "student_distilled_int8" if run.teacher != "none" else "student_labels_int8"}
 
     # 5. measure every int8 model
     from runtime import validate
@@ -219,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_plan(runtime.load(models["pruned 80% int8"]["tflite"]).plan))
     print(f"{STUDENT} int8 accuracy over seeds {student_seeds}:")
     for kind, values in comparison.items():
-        print(f"  {kind:<52} {'  '.join(f'{v * 100:.2f}' for v in values)}   mean {np.mean(values) * 100:.2f}%")
+        print(f"  {kind:<68} {'  '.join(f'{v * 100:.2f}' for v in values)}   mean {np.mean(values) * 100:.2f}%")
     print(f"total {time.perf_counter() - t_start:.0f} s")
 
     (out / "results.json").write_text(json.dumps({
@@ -227,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": {"train": len(train), "test": len(test), "test_fraction": 0.3},
         "settings": {"teacher_epochs": TEACHER_EPOCHS, "prune_epochs": PRUNE_EPOCHS, "student": STUDENT,
                      "student_batch": STUDENT_BATCH, "student_lr": STUDENT_LR, "boards": BOARDS,
+                     "ensemble_seeds": [seed + k for k in ENSEMBLE_SEEDS],
                      "student_runs": {k: asdict(v) for k, v in STUDENT_RUNS.items()}},
         "models": rows,
         "student_comparison": {"seeds": student_seeds, **comparison},

@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(r)
 
     d = sub.add_parser("distill", help="knowledge distillation into a smaller student, then full int8")
-    d.add_argument("--teacher", required=True, help="teacher: a Keras model file or a .tflite")
+    d.add_argument("--teacher", required=True, action="append",
+                   help="teacher: a Keras model file or a .tflite; repeat it for an ensemble whose logits are "
+                        "averaged")
     d.add_argument("--student-arch", required=True, metavar="SPEC|KERAS_MODEL",
                    help="student: a spec such as mlp:16 or cnn:8,16/32, or a Keras model file")
     d.add_argument("--data", required=True, metavar="DATA")
@@ -71,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mixup", action="store_true",
                    help="train on fresh mixtures of training pairs labelled by the teacher every epoch "
                         "(function matching; needs many epochs, e.g. 1000)")
+    d.add_argument("--shift", type=int, default=0, metavar="PIXELS",
+                   help="also translate every training image by up to PIXELS whole pixels each epoch, labelled "
+                        "by the teacher (images only; default 0)")
     d.add_argument("--compare", action="store_true",
-                   help="also train the same student on labels alone (and, with --mixup, on labels with the same "
-                        "mixup) and print the accuracies (needs --eval)")
+                   help="also train the same student on labels alone (and, with --mixup or --shift, on labels with "
+                        "the same augmentation) and print the accuracies (needs --eval)")
     d.add_argument("--save-keras", metavar="PATH", help="also save the float Keras student")
     _common(d)
 
@@ -156,10 +161,12 @@ def run(args: argparse.Namespace) -> int:
         data = load_data(args.data)
         if args.compare and evaluation is None:
             raise ValueError("--compare needs --eval DATA to measure both students")
-        logits = None if args.mixup else teacher_logits(args.teacher, data, progress=progress)
+        teacher = args.teacher[0] if len(args.teacher) == 1 else args.teacher
+        fresh = args.mixup or args.shift > 0
+        logits = None if fresh else teacher_logits(teacher, data, progress=progress)
         kw = dict(temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, progress=progress,
-                  seed=args.seed, learning_rate=args.learning_rate)
-        student = distill(args.teacher, args.student_arch, data, alpha=args.alpha, mixup=args.mixup, logits=logits,
+                  seed=args.seed, learning_rate=args.learning_rate, shift=args.shift)
+        student = distill(teacher, args.student_arch, data, alpha=args.alpha, mixup=args.mixup, logits=logits,
                           **kw)
         tflite = convert_int8(student, data, num_calib=args.num_calib, progress=progress, seed=args.seed)
         _write(args.output, tflite)
@@ -169,10 +176,12 @@ def run(args: argparse.Namespace) -> int:
         if args.compare:
             from .measure import accuracy
 
-            for label_mixup in ([False, True] if args.mixup else [False]):
-                alone = distill(None, args.student_arch, data, alpha=0.0, mixup=label_mixup, **kw)
+            for same_aug in ([False, True] if fresh else [False]):
+                alone = distill(None, args.student_arch, data, alpha=0.0, **{
+                    **kw, "mixup": args.mixup and same_aug, "shift": args.shift if same_aug else 0})
                 alone_q = convert_int8(alone, data, num_calib=args.num_calib, progress=progress, seed=args.seed)
-                how = "labels alone with the same mixup" if label_mixup else "labels alone"
+                aug = " and ".join((["mixup"] if args.mixup else []) + ([f"shift {args.shift}"] if args.shift else []))
+                how = f"labels alone with the same {aug}" if same_aug else "labels alone"
                 print(f"same student on {how}, int8: {accuracy(alone_q, evaluation) * 100:.2f}%")
         return EXIT_OK
     if args.command == "fit":

@@ -26,10 +26,26 @@ from .progress import epoch_progress, keras_verbosity, say
 
 class Teacher:
     """A teacher as a function from a batch of inputs to logits, whatever it is stored as:
-    a Keras model (object or file) or a .tflite model (path or bytes) run by tinyrt."""
+    a Keras model (object or file) or a .tflite model (path or bytes) run by tinyrt.
+
+    A list or tuple of such models is an ensemble: its logits are the mean of the
+    members' logits (the normalised geometric mean of their distributions)."""
 
     def __init__(self, teacher: Any):
         self.tflite: bytes | None = None
+        self.members: list[Teacher] = []
+        if isinstance(teacher, (list, tuple)):
+            if not teacher:
+                raise ValueError("an ensemble teacher needs at least one model")
+            self.members = [m if isinstance(m, Teacher) else Teacher(m) for m in teacher]
+            first = self.members[0]
+            for k, m in enumerate(self.members[1:], 1):
+                if m.num_classes != first.num_classes or m.input_shape[1:] != first.input_shape[1:]:
+                    raise ValueError(
+                        f"ensemble teacher {k} takes {list(m.input_shape)} and has {m.num_classes} classes, but "
+                        f"teacher 0 takes {list(first.input_shape)} and has {first.num_classes}")
+            self.input_shape, self.num_classes = first.input_shape, first.num_classes
+            return
         if isinstance(teacher, (bytes, bytearray)) or (
             isinstance(teacher, (str, os.PathLike)) and os.fspath(teacher).endswith(".tflite")
         ):
@@ -42,6 +58,11 @@ class Teacher:
             self._keras = logits_model(teacher)
             self.input_shape = tuple(teacher.input_shape)
             self.num_classes = int(teacher.output_shape[-1])
+
+    def describe(self) -> str:
+        if self.members:
+            return f"ensemble of {len(self.members)}: " + ", ".join(m.describe() for m in self.members)
+        return "tflite" if self.tflite is not None else "Keras"
 
     def _setup_tflite(self, content: bytes) -> None:
         import runtime
@@ -64,6 +85,8 @@ class Teacher:
         return data.conform(self.input_shape, self.num_classes, "teacher")
 
     def __call__(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
+        if self.members:
+            return np.mean([m(x, progress=progress) for m in self.members], axis=0, dtype=np.float64).astype(np.float32)
         if self.tflite is None:
             return np.asarray(self._keras.predict(x, batch_size=1024, verbose=0), dtype=np.float32)
         from .progress import counted
@@ -77,10 +100,11 @@ class Teacher:
 
 
 def teacher_logits(teacher: Any, data: Dataset, *, progress: bool = True) -> np.ndarray:
-    """(N, classes) logits of a Keras model, a Keras model file, or an int8/float .tflite."""
+    """(N, classes) logits of a Keras model, a Keras model file, or an int8/float .tflite
+    (or the mean logits of a list of them)."""
     t = teacher if isinstance(teacher, Teacher) else Teacher(teacher)
     d = t.conform(data)
-    say(f"teacher logits for {len(d)} samples ({'tflite' if t.tflite is not None else 'Keras'})", progress)
+    say(f"teacher logits for {len(d)} samples ({t.describe()})", progress)
     return t(d.x, progress=progress)
 
 
@@ -160,9 +184,23 @@ def mixup_batches(n: int, epochs: int, rng: np.random.Generator) -> tuple[np.nda
     return i, j, lam
 
 
-def _mix(x: np.ndarray, i: np.ndarray, j: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    w = lam.reshape((-1,) + (1,) * (x.ndim - 1))
-    return w * x[i] + (1.0 - w) * x[j]
+def shift_images(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Images (N, H, W[, C]) translated by whole pixels, sample k by (dy[k], dx[k])
+    (down and right for positive values), zeros shifted in at the borders."""
+    if x.ndim < 3:
+        raise ValueError(f"shift augmentation needs images (N, H, W[, C]), got samples of shape {list(x.shape[1:])}")
+    s = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
+    if s == 0:
+        return x.copy()
+    h, w = x.shape[1], x.shape[2]
+    padded = np.pad(x, [(0, 0), (s, s), (s, s)] + [(0, 0)] * (x.ndim - 3))
+    out = np.empty_like(x)
+    for oy in np.unique(dy):
+        for ox in np.unique(dx):
+            k = np.flatnonzero((dy == oy) & (dx == ox))
+            if len(k):
+                out[k] = padded[k, s - oy:s - oy + h, s - ox:s - ox + w]
+    return out
 
 
 def distill(
@@ -176,6 +214,7 @@ def distill(
     batch_size: int = 32,
     learning_rate: float = 3e-3,
     mixup: bool = False,
+    shift: int = 0,
     validation: Dataset | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -183,12 +222,17 @@ def distill(
 ) -> Any:
     """Train `student` (spec, Keras model or file) on `data` with the teacher's soft targets.
 
+    teacher: a Keras model (object or file) or a .tflite, or a list of them (an
+    ensemble whose logits are averaged), or None for labels alone.
     alpha = 0 trains on the labels alone (the baseline distillation is compared with).
     mixup: every epoch trains on fresh mixtures lam*x_i + (1-lam)*x_j of training pairs,
     with the teacher's logits on exactly those inputs (and labels mixed alike) --
     "function matching" (Beyer et al. 2022, "Knowledge distillation: a good teacher
     is patient and consistent"): the student sees the teacher's function between
     the training points, not only at them.  It pays off only with many epochs.
+    shift: every epoch translates each training image by a random whole number of
+    pixels in [-shift, shift] on each axis (zeros shifted in) before any mixing; the
+    teacher labels the shifted images, the labels are kept.
     The learning rate decays along a cosine over the whole run.
     `logits`: the teacher's logits on `data`, when already computed (not with mixup).
     Returns the trained Keras student, ending in softmax like the teacher."""
@@ -198,11 +242,14 @@ def distill(
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if mixup and alpha > 0 and teacher is None:
-        raise ValueError("mixup distillation needs the teacher itself, not precomputed logits")
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0 pixels, got {shift}")
+    fresh = mixup or shift > 0  # a new transfer set every epoch, labelled by the teacher
+    if fresh and alpha > 0 and teacher is None:
+        raise ValueError("mixup or shift distillation needs the teacher itself, not precomputed logits")
     keras = _tf.keras()
     t = Teacher(teacher) if teacher is not None and alpha > 0 else None
-    if t is not None and logits is None and not mixup:
+    if t is not None and logits is None and not fresh:
         logits = teacher_logits(t, data, progress=progress)
     num_classes = t.num_classes if t is not None else int(logits.shape[1]) if logits is not None else data.num_classes
     _tf.set_seed(seed)
@@ -217,10 +264,11 @@ def distill(
                     metrics=[_label_accuracy(num_classes)])
     eye = np.eye(num_classes, dtype=np.float32)
     distilling = alpha > 0 and (t is not None or logits is not None)
-    what = f"distilling into {model.name} (T={temperature:g}, alpha={alpha:g}{', mixup' if mixup else ''})" \
-        if distilling else f"training {model.name} on labels alone{' with mixup' if mixup else ''}"
+    aug = ", ".join(([f"shift {shift}"] if shift else []) + (["mixup"] if mixup else []))
+    what = f"distilling into {model.name} (T={temperature:g}, alpha={alpha:g}{', ' + aug if aug else ''})" \
+        if distilling else f"training {model.name} on labels alone{' with ' + aug if aug else ''}"
     say(f"{what}: {epochs} epoch(s) on {n} samples", progress)
-    if not mixup:
+    if not fresh:
         if logits is None:
             logits = np.zeros((n, num_classes), dtype=np.float32)
         if logits.shape != (n, num_classes):
@@ -238,21 +286,34 @@ def distill(
                     verbose=keras_verbosity(progress), shuffle=True, callbacks=epoch_progress(epochs, progress))
     else:
         rng = np.random.default_rng(seed)
-        x_teacher = t.conform(train).x if t is not None else None
+        # Shifts from their own stream, so that mixup alone draws what it always did.
+        shift_rng = np.random.default_rng([seed, 1])
         # Mixtures are made in chunks of epochs: memory stays bounded, the teacher
         # runs once per chunk on a large batch, and each chunk is a progress line.
         chunk = max(1, min(-(-epochs // 10), 200_000 // max(n, 1)))
         done = 0
         while done < epochs:
             k = min(chunk, epochs - done)
-            i, j, lam = mixup_batches(n, k, rng)
+            if mixup:
+                i, j, lam = mixup_batches(n, k, rng)
+            else:
+                i = np.concatenate([rng.permutation(n) for _ in range(k)])
+                j, lam = i, np.ones(len(i), np.float32)
+            x = data.x[i]
+            x2 = data.x[j]
+            if shift:
+                x = shift_images(x, *shift_rng.integers(-shift, shift + 1, size=(2, len(i))))
+                if mixup:
+                    x2 = shift_images(x2, *shift_rng.integers(-shift, shift + 1, size=(2, len(i))))
+            w = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+            inputs = Dataset(w * x + (1.0 - w) * x2 if mixup else x, data.y[i], data.source)
             hard = lam[:, None] * eye[train.y[i]] + (1.0 - lam[:, None]) * eye[train.y[j]]
-            soft = t(_mix(x_teacher, i, j, lam)) if t is not None and x_teacher is not None else \
-                np.zeros_like(hard)
-            history = trainee.fit(_mix(train.x, i, j, lam), np.concatenate([hard, soft], axis=1),
+            soft = t(t.conform(inputs).x) if t is not None else np.zeros_like(hard)
+            x_student = inputs.conform(tuple(model.input_shape), None, "student").x
+            history = trainee.fit(x_student, np.concatenate([hard, soft], axis=1),
                                   batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
             done += k
-            say(f"epoch {done}/{epochs} (mixup): loss {history.history['loss'][-1]:.4f}", progress)
+            say(f"epoch {done}/{epochs} ({aug}): loss {history.history['loss'][-1]:.4f}", progress)
     # `trainee` shares its layers with `model`, whose Softmax layer turns the
     # trained logits into the probabilities the int8 model outputs.
     return model
