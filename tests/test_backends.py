@@ -68,3 +68,30 @@ def test_invalid_arguments():
         runtime.load(model_path("kws_ref_model"), backend="gpu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_threads"):
         runtime.load(model_path("kws_ref_model"), num_threads=0)
+
+
+def test_fast_run_path_takes_only_exact_arrays_and_returns_copies():
+    """CModel.run goes straight to C for arrays of the exact dtype and shape;
+    everything else must still be checked, converted or refused as before."""
+    model = runtime.load(model_path("kws_ref_model"), backend="c")
+    rng = np.random.default_rng(7)
+    x = random_inputs(model, rng)[0]
+    (a,) = model.run([x])
+    (b,) = model.run(x)
+    np.testing.assert_array_equal(a, b)
+    # outputs are the caller's: the next run must not change them
+    kept = a.copy()
+    model.run([random_inputs(model, rng)[0]])
+    np.testing.assert_array_equal(a, kept)
+    # a non-contiguous array of the right shape is copied correctly
+    wide = np.zeros((1, 49, 10, 2), dtype=np.int8)
+    wide[..., :1] = x
+    np.testing.assert_array_equal(model.run([wide[..., :1]])[0], a)
+    # wrong dtype: never cast silently
+    with pytest.raises(ValueError, match="dtype"):
+        model.run([x.astype(np.int16)])
+    # shapes that numpy would broadcast into the arena are refused
+    with pytest.raises(ValueError, match="shape"):
+        model.run([x[:, :1]])
+    with pytest.raises(ValueError, match="input"):
+        model.run([x, x])
