@@ -267,8 +267,8 @@ static TRT_NOINLINE void run_k4_rows(const trt_ukernels *uk,
     const int32_t segs = in_rows ? kh : 1, len = k / segs;
     const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
     const trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
-                           p->shift, 0, p->output_offset, p->act_min,
-                           p->act_max, 1, 0};
+                           p->shift, 0, p->rescale_k4, p->output_offset,
+                           p->act_min, p->act_max, 1, 0};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     const uint8_t *x[TRT_K4_MR];
     int8_t *outs[TRT_K4_MR];
@@ -353,7 +353,8 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
     const uint8_t *x[TRT_K4_MR];
     int8_t *outs[TRT_K4_MR];
     trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
-                     p->shift, 0, p->output_offset, p->act_min, p->act_max, 1, 0};
+                     p->shift, 0, p->rescale_k4, p->output_offset, p->act_min,
+                     p->act_max, 1, 0};
     if (pointwise) {
         /* the pixels, a chunk at a time (3 bytes of slack: a last k step
          * may read past the row, where the weights are 0) */

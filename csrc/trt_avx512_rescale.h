@@ -50,6 +50,130 @@ TRT_VNNI_INLINE __m512i rq16_apply(__m512i v, const trt_rq16 *c) {
     return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, c->half), q, one);
 }
 
+/* The same result in fewer operations, for the GEMM and depthwise
+ * epilogues: the bias is already in the accumulator and the zero point is
+ * folded into a 64-bit constant.  With P = (acc << left) * mult (64-bit,
+ * exact) and e = -shift > 0, gemmlowp's two roundings (the rounded doubling
+ * high half, then the rounding divide by 2^e, halves away from zero) are one
+ * floor:
+ *
+ *     acc' = (P + 2^30 + 2^(30+e) - [P < 0] 2^31) >> (31 + e)
+ *
+ * (the doubling high half is floor(P / 2^31 + 1/2); nesting the floors of
+ * the divide gives the sum above, the [P < 0] term moving the tie of a
+ * negative value away from zero; for shift >= 0 it is (P + 2^30) >> 31).
+ * Then + zp = (P + K + zp 2^(31+e)) >> (31+e) while that sum fits in 64
+ * bits (31 + e <= 54).  Sixteen lanes: vpmuldq on the even and the odd
+ * channels, the constant, the sign correction (vpmovq2m, a masked
+ * subtract), an arithmetic shift of each quadword, the two halves merged:
+ * 12 operations where rq16_apply takes 16 and store16 adds the zero point.
+ * Checked bit for bit against the portable table by tests/c/ukernel_diff.c. */
+typedef struct {
+    __m512i mult, mult_odd;       /* Q31 multipliers, even lanes / odd lanes */
+    __m512i k_even, k_odd;        /* 2^30 [+ 2^(30+e)] [+ zp 2^(31+e)]      */
+    __m512i corr_even, corr_odd;  /* 2^31 where e > 0, else 0               */
+    __m512i s_even, s_odd;        /* 31 + e                                  */
+    __m512i left;                 /* max(shift, 0), used when any_left       */
+    __m512i zp;                   /* added after the shift when zp_late      */
+    __m128i lo, hi;               /* the activation range as bytes           */
+    int any_left, zp_late;
+} trt_rq16f;
+
+TRT_VNNI_INLINE trt_rq16f rq16f_load(const int32_t *mult, const int32_t *shift,
+                                     int32_t zp, int32_t act_min, int32_t act_max) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i one64 = _mm512_set1_epi64(1);
+    const __m512i sh = _mm512_loadu_si512(shift);
+    trt_rq16f c;
+    c.mult = _mm512_loadu_si512(mult);
+    c.mult_odd = _mm512_srli_epi64(c.mult, 32);
+    c.left = _mm512_max_epi32(sh, zero);
+    c.any_left = _mm512_test_epi32_mask(c.left, c.left) != 0;
+    const __m512i e = _mm512_max_epi32(_mm512_sub_epi32(zero, sh), zero);
+    /* e of the even and of the odd channels as quadwords */
+    const __m512i e_even = _mm512_and_si512(e, _mm512_set1_epi64(0xFFFFFFFFLL));
+    const __m512i e_odd = _mm512_srli_epi64(e, 32);
+    const __m512i s31 = _mm512_set1_epi64(31);
+    c.s_even = _mm512_add_epi64(e_even, s31);
+    c.s_odd = _mm512_add_epi64(e_odd, s31);
+    const __mmask8 pos_even = _mm512_test_epi64_mask(e_even, e_even);
+    const __mmask8 pos_odd = _mm512_test_epi64_mask(e_odd, e_odd);
+    const __m512i half = _mm512_set1_epi64(1LL << 30), top = _mm512_set1_epi64(1LL << 31);
+    c.corr_even = _mm512_maskz_mov_epi64(pos_even, top);
+    c.corr_odd = _mm512_maskz_mov_epi64(pos_odd, top);
+    /* 2^30 + 2^(30+e) where e > 0 */
+    c.k_even = _mm512_mask_add_epi64(half, pos_even, half,
+                                     _mm512_sllv_epi64(one64, _mm512_add_epi64(e_even, _mm512_set1_epi64(30))));
+    c.k_odd = _mm512_mask_add_epi64(half, pos_odd, half,
+                                    _mm512_sllv_epi64(one64, _mm512_add_epi64(e_odd, _mm512_set1_epi64(30))));
+    /* the zero point in the constant while 31 + e <= 54 (no 64-bit overflow) */
+    const __mmask8 wide = _mm512_cmpgt_epi64_mask(c.s_even, _mm512_set1_epi64(54)) |
+                          _mm512_cmpgt_epi64_mask(c.s_odd, _mm512_set1_epi64(54));
+    c.zp_late = wide != 0;
+    c.zp = _mm512_set1_epi32(zp);
+    if (!c.zp_late) {
+        const __m512i zp64 = _mm512_set1_epi64(zp);
+        c.k_even = _mm512_add_epi64(c.k_even, _mm512_sllv_epi64(zp64, c.s_even));
+        c.k_odd = _mm512_add_epi64(c.k_odd, _mm512_sllv_epi64(zp64, c.s_odd));
+    }
+    c.lo = _mm_set1_epi8((char)act_min);
+    c.hi = _mm_set1_epi8((char)act_max);
+    return c;
+}
+
+/* The same constants from a plan-time table (rescale_k4: one block of 48
+ * int64 for these sixteen channels; every shift in [-23, -1]). */
+TRT_VNNI_INLINE trt_rq16f rq16f_table(const int64_t *t, int32_t act_min, int32_t act_max) {
+    trt_rq16f c;
+    c.mult = _mm512_loadu_si512(t);
+    c.mult_odd = _mm512_loadu_si512(t + 8);
+    c.k_even = _mm512_loadu_si512(t + 16);
+    c.k_odd = _mm512_loadu_si512(t + 24);
+    c.s_even = _mm512_loadu_si512(t + 32);
+    c.s_odd = _mm512_loadu_si512(t + 40);
+    c.corr_even = c.corr_odd = _mm512_set1_epi64(1LL << 31);
+    c.left = c.zp = _mm512_setzero_si512();
+    c.any_left = c.zp_late = 0;
+    c.lo = _mm_set1_epi8((char)act_min);
+    c.hi = _mm_set1_epi8((char)act_max);
+    return c;
+}
+
+/* acc (bias included) -> requantised value + zero point, sixteen lanes. */
+TRT_VNNI_INLINE __m512i rq16f_apply(__m512i acc, const trt_rq16f *c) {
+    const __m512i zero = _mm512_setzero_si512();
+    if (c->any_left) {
+        acc = _mm512_sllv_epi32(acc, c->left);
+    }
+    const __m512i p_even = _mm512_mul_epi32(acc, c->mult);
+    const __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), c->mult_odd);
+    __m512i t_even = _mm512_add_epi64(p_even, c->k_even);
+    __m512i t_odd = _mm512_add_epi64(p_odd, c->k_odd);
+    t_even = _mm512_mask_sub_epi64(t_even, _mm512_cmplt_epi64_mask(p_even, zero), t_even, c->corr_even);
+    t_odd = _mm512_mask_sub_epi64(t_odd, _mm512_cmplt_epi64_mask(p_odd, zero), t_odd, c->corr_odd);
+    const __m512i z_even = _mm512_srav_epi64(t_even, c->s_even);
+    const __m512i z_odd = _mm512_srav_epi64(t_odd, c->s_odd);
+    /* the low doublewords: even channels from z_even, odd from z_odd */
+    const __m512i pick = _mm512_set_epi32(30, 14, 28, 12, 26, 10, 24, 8, 22, 6, 20, 4, 18, 2, 16, 0);
+    __m512i z = _mm512_permutex2var_epi32(z_even, pick, z_odd);
+    if (c->zp_late) {
+        z = _mm512_add_epi32(z, c->zp);
+    }
+    return z;
+}
+
+/* rq16f_apply's values clamped to the activation range, stored as bytes
+ * (the lanes of `keep`): a saturating narrow, then the range in bytes. */
+TRT_VNNI_INLINE void rq16f_store(__m512i z, const trt_rq16f *c, int8_t *out, __mmask16 keep) {
+    __m128i b = _mm512_cvtsepi32_epi8(z);
+    b = _mm_min_epi8(_mm_max_epi8(b, c->lo), c->hi);
+    if (keep == 0xFFFF) {
+        _mm_storeu_si128((__m128i *)out, b);
+    } else {
+        _mm_mask_storeu_epi8(out, keep, b);
+    }
+}
+
 /* TFLite's double-precision FULLY_CONNECTED rescale of acc + bias on
  * sixteen lanes: round half away from zero of acc * scale (trunc and the
  * exact fraction), x86's int32 conversion (INT32_MIN out of range), as the

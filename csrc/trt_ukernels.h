@@ -27,6 +27,7 @@ typedef struct {
     const int32_t *mult;       /* Q31 rescale, or NULL when scale is set     */
     const int32_t *shift;
     const double *scale;       /* FULLY_CONNECTED's double rescale, or NULL  */
+    const int64_t *rescale;    /* the params' rescale_k4 (may be NULL)       */
     int32_t out_offset;
     int32_t act_min;
     int32_t act_max;

@@ -17,10 +17,11 @@
  * Tiles keep sixteen accumulators in registers: 16 rows x 16 channels,
  * 8 x 32 or 4 x 64, whichever the layer's width allows.
  *
- * The requantisation is the same gemmlowp arithmetic as the AVX2 table on
- * sixteen lanes (mask registers for the compare-and-adjust steps), and
- * FULLY_CONNECTED's double rescale on eight doubles per vector, so every
- * result is bit-identical to the portable table.
+ * The accumulators start from the bias.  The requantisation is gemmlowp's
+ * two roundings folded into one 64-bit floor with the zero point
+ * (trt_avx512_rescale.h, rq16f; its constants made at plan time, tinyrt.h
+ * rescale_k4), and FULLY_CONNECTED's double rescale on eight doubles per
+ * vector, so every result is bit-identical to the portable table.
  *
  * The table is the AVX2 one with the entries defined here over it
  * (trt_ukernels_avx512_vnni_over): the VNNI GEMM and its rows, the

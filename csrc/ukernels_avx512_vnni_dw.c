@@ -25,8 +25,8 @@
  * output row wider than the input row would overwrite the next input row
  * before it is read: such layers take the channel-block path.)
  *
- * The requantisation is trt_avx512_rescale.h's: bit-identical to the
- * portable table.
+ * The requantisation is trt_avx512_rescale.h's rq16f (the bias is the
+ * accumulator's start): bit-identical to the portable table.
  */
 #include "trt_ukernels.h"
 
@@ -113,9 +113,6 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
     /* Slots keyed by input row modulo KH are distinct within an output row
      * when the rows are consecutive (dilation 1); otherwise slot = ky. */
     const int keyed = p->dilation_h == 1;
-    const __m512i offset = _mm512_set1_epi32(p->output_offset);
-    const __m512i lo = _mm512_set1_epi32(p->act_min);
-    const __m512i hi = _mm512_set1_epi32(p->act_max);
     const int32_t first = begin / out_w, last = (end - 1) / out_w;
     for (int32_t oy = first; oy <= last; ++oy) {
         const uint8_t *taps[TRT_DW_K4_ROWS];
@@ -142,27 +139,30 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
                 w[ky] = ky < kh ? _mm512_loadu_si512(p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4)
                                 : _mm512_setzero_si512();
             }
-            const trt_rq16 rq = rq16_load(p->bias_k4 + c0, p->multiplier + c0, p->shift + c0);
+            const trt_rq16f rq = p->rescale_k4
+                                     ? rq16f_table(p->rescale_k4 + (int64_t)b * 48, p->act_min, p->act_max)
+                                     : rq16f_load(p->multiplier + c0, p->shift + c0, p->output_offset,
+                                                  p->act_min, p->act_max);
+            const __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
             const int64_t at = (int64_t)b * 64;
             if (kh == 3) {
                 /* (the common 3x3 case with the row loop unrolled) */
                 for (int32_t ox = ox0; ox < ox1; ++ox) {
                     const int64_t q = (int64_t)ox * blocks * 64 + at;
-                    __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                      _mm512_load_si512(taps[0] + q), w[0]);
+                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_load_si512(taps[0] + q), w[0]);
                     acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[1] + q), w[1]);
                     acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[2] + q), w[2]);
-                    store16(rq16_apply(acc, &rq), offset, lo, hi, out_row + (int64_t)ox * c + c0, keep);
+                    rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * c + c0, keep);
                 }
                 continue;
             }
             for (int32_t ox = ox0; ox < ox1; ++ox) {
                 const int64_t q = (int64_t)ox * blocks * 64 + at;
-                __m512i acc = _mm512_setzero_si512();
+                __m512i acc = bias;
                 for (int32_t ky = 0; ky < kh; ++ky) {
                     acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[ky] + q), w[ky]);
                 }
-                store16(rq16_apply(acc, &rq), offset, lo, hi, out_row + (int64_t)ox * c + c0, keep);
+                rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * c + c0, keep);
             }
         }
     }

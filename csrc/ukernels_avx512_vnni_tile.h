@@ -27,16 +27,19 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
     for (int r = 0; r < MR; ++r) {
         xr[r] = x[r0 + (r < m - r0 ? r : 0)];
     }
-    /* acc[phase][row][block]; PH > 1 only with MR == 1 */
+    /* acc[phase][row][block]; PH > 1 only with MR == 1.  The first phase
+     * starts from the bias, so the epilogue does not add it. */
     __m512i acc[PH][MR][NB];
-#pragma GCC unroll 16
-    for (int p = 0; p < PH; ++p) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NB; ++j) {
+        const __m512i bias = _mm512_loadu_si512(g->bias + (b + j) * 16);
 #pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
+            acc[0][r][j] = bias;
+        }
 #pragma GCC unroll 4
-            for (int j = 0; j < NB; ++j) {
-                acc[p][r][j] = _mm512_setzero_si512();
-            }
+        for (int p = 1; p < PH; ++p) {
+            acc[p][0][j] = _mm512_setzero_si512();
         }
     }
     for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
@@ -88,20 +91,21 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
         const int32_t oc = (b + j) * 16;
         const __mmask16 keep = (__mmask16)(g->n - oc >= 16 ? 0xFFFF : (1u << (g->n - oc)) - 1);
         if (g->scale) {
-            const __m512i bias = _mm512_loadu_si512(g->bias + oc);
 #pragma GCC unroll 16
             for (int r = 0; r < MR; ++r) {
                 if (r < rows) {
-                    const __m512i v = rescale_f64x16(_mm512_add_epi32(acc[0][r][j], bias), g->scale + oc);
+                    const __m512i v = rescale_f64x16(acc[0][r][j], g->scale + oc);
                     store16(v, offset, lo, hi, out[r0 + r] + oc, keep);
                 }
             }
         } else {
-            const trt_rq16 c = rq16_load(g->bias + oc, g->mult + oc, g->shift + oc);
+            const trt_rq16f c = g->rescale ? rq16f_table(g->rescale + (b + j) * 48, g->act_min, g->act_max)
+                                           : rq16f_load(g->mult + oc, g->shift + oc, g->out_offset,
+                                                        g->act_min, g->act_max);
 #pragma GCC unroll 16
             for (int r = 0; r < MR; ++r) {
                 if (r < rows) {
-                    store16(rq16_apply(acc[0][r][j], &c), offset, lo, hi, out[r0 + r] + oc, keep);
+                    rq16f_store(rq16f_apply(acc[0][r][j], &c), &c, out[r0 + r] + oc, keep);
                 }
             }
         }

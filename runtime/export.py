@@ -80,7 +80,7 @@ KERNEL_CALLS: dict[str, str] = {
 # is built on the host; tinyrt.h: "Optional (NULL on microcontrollers)"), in
 # any parameter struct.  Exported as NULL: the kernels then use the portable
 # layout, which every target has, and the copy does not take flash.
-HOST_SIMD_FIELDS: frozenset[str] = frozenset({"packed_weights", "packed_k4", "bias_k4"})
+HOST_SIMD_FIELDS: frozenset[str] = frozenset({"packed_weights", "packed_k4", "bias_k4", "rescale_k4"})
 
 # C element type of each numpy dtype a constant can have.
 _C_TYPES = {

@@ -179,3 +179,38 @@ def test_fully_connected_feature_slices_equal_the_whole(vnni: str) -> None:
     reference = np.zeros(p.out_features, dtype=np.int8)
     lib.trt_fully_connected_s8(p, ffi.from_buffer(x), ffi.from_buffer(reference))
     np.testing.assert_array_equal(whole, reference)
+
+
+def test_rescale_k4_table_is_gemmlowp_requantisation() -> None:
+    """The plan-time table of the AVX-512 VNNI epilogue (tinyrt.h rescale_k4):
+    (acc * mult + K - [acc < 0] 2^31) >> S, with K and S from the table, is
+    the spec's MultiplyByQuantizedMultiplier plus the zero point, ties
+    included; shifts outside [-23, -1] get no table."""
+    import spec_model
+
+    from runtime.ops.conv import rescale_k4_table
+
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        n = int(rng.integers(1, 40))
+        mult = rng.integers(0, 2**31, n)
+        mult[: n // 3] = 1 << 30  # one half: many exact ties
+        shift = rng.integers(-23, 0, n)
+        zp = int(rng.integers(-128, 128))
+        table = rescale_k4_table(mult, shift, zp)
+        assert table is not None and table.size == -(-n // 16) * 48
+        blocks = table.reshape(-1, 6, 8)
+        mult_t = blocks[:, 0].copy().view(np.int32).reshape(-1)
+        k_t = np.stack([blocks[:, 2], blocks[:, 3]], axis=-1).reshape(-1)
+        s_t = np.stack([blocks[:, 4], blocks[:, 5]], axis=-1).reshape(-1)
+        np.testing.assert_array_equal(mult_t[:n], mult)
+        np.testing.assert_array_equal(blocks[:, 1].reshape(-1), mult_t.astype(np.int64)[1::2])
+        acc = rng.integers(-(2**31), 2**31, (64, n))
+        acc[:16] = rng.integers(-64, 64, (16, n)) * (1 << int(trial % 8))
+        for c in range(n):
+            p = [int(a) * int(mult_t[c]) for a in acc[:, c]]
+            got = [(v + int(k_t[c]) - ((1 << 31) if v < 0 else 0)) >> int(s_t[c]) for v in p]
+            want = spec_model.multiply_by_quantized_multiplier(acc[:, c], int(mult[c]), int(shift[c])) + zp
+            np.testing.assert_array_equal(np.array(got), want)
+    assert rescale_k4_table(np.array([1 << 30]), np.array([0]), 0) is None
+    assert rescale_k4_table(np.array([1 << 30]), np.array([-24]), 0) is None

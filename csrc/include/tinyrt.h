@@ -76,6 +76,14 @@ typedef struct {
     const int8_t *packed_k4;
     const int32_t *bias_k4;
     int32_t k4_channels;
+    /* Optional (NULL on microcontrollers, and where a channel's shift is
+     * not in [-23, -1]): the requantisation constants of the AVX-512 VNNI
+     * kernels, made at plan time.  Per 16-channel block, 48 int64 (six
+     * 64-byte vectors): the 16 int32 multipliers; then for the 8 odd
+     * channels their multipliers, and for the 8 even and the 8 odd channels
+     * 2^30 + 2^(30+e) + output_offset * 2^(31+e) and 31 + e, e = -shift
+     * (csrc/trt_avx512_rescale.h says why). */
+    const int64_t *rescale_k4;
 } trt_conv2d_params;
 
 /* scratch: trt_conv2d_s8_scratch_size() bytes (im2col patches, or none) */
@@ -121,6 +129,7 @@ typedef struct {
      * sum of its weights, padded to a multiple of 16. */
     const int8_t *packed_k4;
     const int32_t *bias_k4;
+    const int64_t *rescale_k4; /* as trt_conv2d_params.rescale_k4 */
 } trt_depthwise_conv2d_params;
 
 /* scratch: trt_depthwise_conv2d_s8_scratch_size() bytes (0 unless in place) */
@@ -162,6 +171,8 @@ typedef struct {
      * trt_conv2d_params.packed_k4 / bias_k4 with K = in_features. */
     const int8_t *packed_k4;
     const int32_t *bias_k4;
+    /* as trt_conv2d_params.rescale_k4, for the fixed-point path (scale NULL) */
+    const int64_t *rescale_k4;
 } trt_fully_connected_params;
 
 void trt_fully_connected_s8(const trt_fully_connected_params *p,

@@ -61,6 +61,36 @@ def host_vnni() -> bool:
     return lib.trt_isa_best() in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI)
 
 
+def rescale_k4_table(mult: np.ndarray, shift: np.ndarray, out_zp: int) -> np.ndarray | None:
+    """tinyrt.h rescale_k4: the AVX-512 VNNI kernels' requantisation constants
+    per 16-channel block, or None when a shift is outside [-23, -1] (the
+    kernels then make them at run time)."""
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    if shift.size == 0 or shift.min() < -23 or shift.max() > -1:
+        return None
+    pad = (-mult.size) % 16
+    m = np.pad(mult, (0, pad))  # padding channels: multiplier 0, shift -1 (never stored)
+    e = np.pad(-shift, (0, pad), constant_values=1)
+    s = 31 + e
+    k = (1 << 30) + np.left_shift(np.int64(1), 30 + e) + np.int64(out_zp) * np.left_shift(np.int64(1), s)
+    blocks = m.size // 16
+    table = np.empty((blocks, 6, 8), dtype=np.int64)
+    table[:, 0] = m.astype(np.int32).view(np.int64).reshape(blocks, 8)  # the 16 int32 multipliers
+    table[:, 1] = m.reshape(blocks, 8, 2)[:, :, 1]
+    table[:, 2] = k.reshape(blocks, 8, 2)[:, :, 0]
+    table[:, 3] = k.reshape(blocks, 8, 2)[:, :, 1]
+    table[:, 4] = s.reshape(blocks, 8, 2)[:, :, 0]
+    table[:, 5] = s.reshape(blocks, 8, 2)[:, :, 1]
+    return table.reshape(-1)
+
+
+def set_rescale_k4(ctx: OpContext, p: Any, mult: np.ndarray, shift: np.ndarray, out_zp: int) -> None:
+    table = rescale_k4_table(mult, shift, out_zp)
+    if table is not None:
+        p.rescale_k4 = ctx.c_array(table, "const int64_t *")
+
+
 def pack_k4_weights(w: np.ndarray) -> np.ndarray:
     """[N][K] int8 -> int8 [ceil(N/16)][ceil(K/4)][16][4], zero padded (tinyrt.h packed_k4)."""
     return _panels(w, 4, np.int8)
@@ -195,6 +225,7 @@ def _conv_step(ctx: OpContext, w: np.ndarray, bias: np.ndarray | None) -> Step:
             w4 = np.pad(w, ((0, 0), (0, 0), (0, 0), (0, c4 - fc)))
             set_k4_layout(ctx, p, w4, bias_folded, pad)
             p.k4_channels = c4
+            set_rescale_k4(ctx, p, mult, shift, out_zp)
     macs = int(np.prod(y.shape)) * kh * kw * fc
     return ctx.finish(
         Step(
@@ -278,3 +309,4 @@ def _set_depthwise_k4_layout(
     p.bias_k4 = ctx.c_array(np.pad(shifted.astype(INT32), (0, pad)), "const int32_t *")
     p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
     p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
+    set_rescale_k4(ctx, p, mult, shift, int(p.output_offset))

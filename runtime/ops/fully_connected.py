@@ -7,7 +7,7 @@ import numpy as np
 from .._native import lib
 from ..quant import activation_range, f32, quantize_multiplier
 from .common import INT8, INT32, OpContext, Step
-from .conv import host_simd, host_vnni, pack_gemm_weights, set_k4_layout
+from .conv import host_simd, host_vnni, pack_gemm_weights, set_k4_layout, set_rescale_k4
 
 
 def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
@@ -82,6 +82,8 @@ def build_fully_connected(ctx: OpContext, fixed_point: bool = False) -> Step:
         p.scale = ctx.NULL
         p.multiplier = ctx.c_array(np.pad(mult, (0, pad)), "const int32_t *")
         p.shift = ctx.c_array(np.pad(shift, (0, pad)), "const int32_t *")
+        if p.packed_k4 != ctx.NULL:
+            set_rescale_k4(ctx, p, mult, shift, out_zp)
     else:
         # reference_integer_ops::FullyConnected{,PerChannel}: all in double.
         eff = np.array([in_d * float(scales[n]) / out_d for n in range(n_out)], dtype=np.float64)

@@ -526,6 +526,28 @@ static void pack_k4(const int8_t *w, int32_t n, int32_t k, int8_t *wk) {
     }
 }
 
+/* tinyrt.h rescale_k4 for n (a multiple of 16) channels, every shift in
+ * [-23, -1], as runtime/ops/conv.py makes it (arena 6). */
+static const int64_t *rescale_table(const int32_t *mult, const int32_t *shift, int32_t n,
+                                    int32_t zp) {
+    int64_t *t = at_end(6, 8 * (size_t)n * 3);
+    for (int32_t b = 0; b < n / 16; ++b) {
+        int64_t *v = t + (int64_t)b * 48;
+        for (int32_t j = 0; j < 16; ++j) {
+            const int32_t c = 16 * b + j;
+            const int64_t e = -shift[c], sh = 31 + e;
+            const int64_t kc = (1LL << 30) + (1LL << (30 + e)) + (int64_t)zp * (1LL << sh);
+            memcpy((int32_t *)v + j, &mult[c], 4);
+            if (j % 2) {
+                v[8 + j / 2] = mult[c];
+            }
+            v[16 + 8 * (j % 2) + j / 2] = kc;
+            v[32 + 8 * (j % 2) + j / 2] = sh;
+        }
+    }
+    return t;
+}
+
 /* The VNNI GEMM: rows made by rows_u8 from segments (each ending at a guard
  * page), the rows of the buffer past m full of garbage, outputs ending at
  * guard pages; against the portable gemm on the signed rows and the
@@ -621,8 +643,17 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     int32_t lo, hi;
     rnd_act(&lo, &hi);
     const int32_t off = rnd_in(-128, 127);
+    /* half the fixed-point cases with the plan-time rescale table, whose
+     * shifts are in [-23, -1] (tinyrt.h rescale_k4) */
+    const int64_t *table = NULL;
+    if (!scale && chance(50)) {
+        for (int32_t c = 0; c < np; ++c) {
+            shift[c] = ties ? rnd_in(-4, -1) : rnd_in(-23, -1);
+        }
+        table = rescale_table(mult, shift, np, off);
+    }
     trt_gemm_k4 g = {k, n, wk, bias_k4, scale ? NULL : mult, scale ? NULL : shift,
-                     scale, off, lo, hi, 1, 0};
+                     scale, table, off, lo, hi, 1, 0};
     const uint8_t *xr[TRT_K4_MR];
     for (int32_t r = 0; r < m; ++r) {
         xr[r] = rows + (int64_t)r * TRT_K4_STRIDE;
