@@ -172,10 +172,102 @@ TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int3
     }
 }
 
-/* ADD on sixteen lanes: TFLite's AddFunc (trt_add_one) with the three
- * rescales' terms made once per call. */
+/* One input of ADD on sixteen lanes.  TFLite rescales x + offset (at most
+ * 255 in magnitude) shifted left by `left` (20 for int8) with a multiplier
+ * below one half; with D = 31 - left + e, e = -shift, the floor form of
+ * trt_avx512_rescale.h divided by 2^left is
+ *
+ *     (v m + 2^(30-left) + 2^(30-left+e) - [v < 0] 2^(31-left)) >> D,
+ *
+ * and with m = mh 2^D + ml that is v mh + ((v ml + ...) >> D): two 32-bit
+ * products instead of 64-bit ones, exact while 8 <= D <= 22 (v mh and
+ * v ml + ... then fit in 31 bits).  The offset is folded into the
+ * constants: c0 here, offset * mh into the sum's constant.  With shift 0
+ * the divide is the identity: (v m + 2^(30-left)) >> (31 - left). */
+typedef struct {
+    __m512i mh, ml, c0, neg_at, corr;
+    __m128i d;
+    int linear; /* ml = 0 and shift 0: the value is x * mh + a constant */
+} trt_add_in;
+
+TRT_VNNI static int add_in_make(int32_t offset, int32_t left, int32_t mult, int32_t shift,
+                                trt_add_in *in, int32_t *sum_const) {
+    const int32_t e = -shift, d = 31 - left + e;
+    if (shift > 0 || left < 0 || left > 23 || d < 8 || d > 22 || offset < -255 || offset > 255) {
+        return 0;
+    }
+    const int32_t mh = mult >> d, ml = mult & ((1 << d) - 1);
+    /* shift 0 (the larger input's multiplier of one half): one rounding,
+     * no 2^(30-left+e) term and no sign correction */
+    const int32_t c0 = offset * ml + (1 << (30 - left)) + (e ? 1 << (30 - left + e) : 0);
+    in->mh = _mm512_set1_epi32(mh);
+    in->ml = _mm512_set1_epi32(ml);
+    in->c0 = _mm512_set1_epi32(c0);
+    in->neg_at = _mm512_set1_epi32(-offset); /* x + offset < 0 */
+    in->corr = _mm512_set1_epi32(e ? 1 << (31 - left) : 0);
+    in->d = _mm_cvtsi32_si128(d);
+    in->linear = ml == 0 && e == 0;
+    *sum_const += offset * mh + (in->linear ? c0 >> d : 0);
+    return 1;
+}
+
+/* The input's rescaled value minus what it put in the sum's constant. */
+TRT_VNNI_INLINE __m512i add_in_apply(__m512i x, const trt_add_in *in, const int linear) {
+    if (linear) {
+        return _mm512_mullo_epi32(x, in->mh);
+    }
+    __m512i b = _mm512_add_epi32(_mm512_mullo_epi32(x, in->ml), in->c0);
+    b = _mm512_mask_sub_epi32(b, _mm512_cmplt_epi32_mask(x, in->neg_at), b, in->corr);
+    return _mm512_add_epi32(_mm512_mullo_epi32(x, in->mh), _mm512_sra_epi32(b, in->d));
+}
+
+/* n elements of the fast ADD; lin1 / lin2 constant in each caller. */
+TRT_VNNI_INLINE void add_run(const trt_add_in *in1, const trt_add_in *in2, const int lin1,
+                             const int lin2, __m512i konst, const trt_rq16f *co, const int8_t *x,
+                             const int8_t *y, int32_t n, int8_t *out) {
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i a = add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x + i))), in1, lin1);
+        const __m512i b = add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(y + i))), in2, lin2);
+        rq16f_store(rq16f_apply(_mm512_add_epi32(_mm512_add_epi32(a, b), konst), co), co, out + i, 0xFFFF);
+    }
+    if (i < n) {
+        const __mmask16 keep = (__mmask16)((1u << (n - i)) - 1);
+        const __m512i a = add_in_apply(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, x + i)), in1, lin1);
+        const __m512i b = add_in_apply(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, y + i)), in2, lin2);
+        rq16f_store(rq16f_apply(_mm512_add_epi32(_mm512_add_epi32(a, b), konst), co), co, out + i, keep);
+    }
+}
+
+/* ADD on sixteen lanes: TFLite's AddFunc (trt_add_one).  The usual int8
+ * case takes add_in_apply for the inputs (one of them usually linear) and
+ * rq16f for the output; other shifts the three full gemmlowp rescales. */
 TRT_VNNI static void add(const trt_binary_params *p, const int8_t *x,
                          const int8_t *y, int32_t n, int8_t *out) {
+    trt_add_in in1, in2;
+    int32_t k = 0;
+    if (add_in_make(p->input1_offset, p->left_shift, p->input1_multiplier, p->input1_shift, &in1, &k) &&
+        add_in_make(p->input2_offset, p->left_shift, p->input2_multiplier, p->input2_shift, &in2, &k)) {
+        int32_t mo[16], so[16];
+        for (int j = 0; j < 16; ++j) {
+            mo[j] = p->output_multiplier;
+            so[j] = p->output_shift;
+        }
+        const trt_rq16f co = rq16f_load(mo, so, p->output_offset, p->act_min, p->act_max);
+        const __m512i konst = _mm512_set1_epi32(k);
+        if (in1.linear) {
+            if (in2.linear) {
+                add_run(&in1, &in2, 1, 1, konst, &co, x, y, n, out);
+            } else {
+                add_run(&in1, &in2, 1, 0, konst, &co, x, y, n, out);
+            }
+        } else if (in2.linear) {
+            add_run(&in1, &in2, 0, 1, konst, &co, x, y, n, out);
+        } else {
+            add_run(&in1, &in2, 0, 0, konst, &co, x, y, n, out);
+        }
+        return;
+    }
     const __m512i off1 = _mm512_set1_epi32(p->input1_offset);
     const __m512i off2 = _mm512_set1_epi32(p->input2_offset);
     const __m128i left = _mm_cvtsi32_si128(p->left_shift);

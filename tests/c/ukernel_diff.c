@@ -712,6 +712,18 @@ static void check_add(const trt_ukernels *u, tally *t) {
     p.input1_shift = rnd_in(-31, 0);
     p.input2_multiplier = rnd_mult();
     p.input2_shift = rnd_in(-31, 0);
+    if (chance(40)) {
+        /* as TFLite makes them: the input of the larger scale has a
+         * multiplier of exactly one half (2^30, shift 0), the other less */
+        int32_t *m_big = chance(50) ? &p.input1_multiplier : &p.input2_multiplier;
+        int32_t *s_big = m_big == &p.input1_multiplier ? &p.input1_shift : &p.input2_shift;
+        *m_big = 1 << 30;
+        *s_big = 0;
+        if (chance(20)) { /* equal scales: both */
+            p.input1_multiplier = p.input2_multiplier = 1 << 30;
+            p.input1_shift = p.input2_shift = 0;
+        }
+    }
     p.output_multiplier = rnd_mult();
     p.output_shift = rnd_in(-31, 10);
     rnd_act(&p.act_min, &p.act_max);
