@@ -142,6 +142,83 @@ TRT_VNNI_INLINE int32_t load4(const uint8_t *p) {
 typedef void (*trt_k4_tile_fn)(const trt_gemm_k4 *, const uint8_t *const *, int32_t,
                                int32_t, int32_t, int8_t *const *);
 
+/* Sixteen rows at a constant distance xs (the pixels of one output row in
+ * an unsigned image, pointwise pixels, FULLY_CONNECTED's row buffer), one
+ * 16-channel block.  tile_16x1 keeps sixteen row pointers, which do not fit
+ * the general registers beside the loop's own (the compiler parks them in
+ * vector registers and moves them back every k step); here four bases and
+ * three offsets address all sixteen rows. */
+TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int32_t b,
+                                int8_t *const *out) {
+    const int32_t k4 = (g->k + 3) / 4;
+    const int8_t *wb = g->w + (int64_t)b * k4 * 64;
+    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
+    const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
+    const __m512i bias = _mm512_loadu_si512(g->bias + b * 16);
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+        acc[r] = bias;
+    }
+    for (int32_t s = 0; s < g->segs; ++s) {
+        const uint8_t *p0 = x0 + (int64_t)s * g->seg_stride;
+        const uint8_t *p1 = p0 + 4 * xs, *p2 = p0 + 8 * xs, *p3 = p0 + 12 * xs;
+        for (int32_t i = 0; i < seg4; ++i, p0 += 4, p1 += 4, p2 += 4, p3 += 4, wb += 64) {
+            const __m512i w = _mm512_loadu_si512(wb);
+            const uint8_t *base[4] = {p0, p1, p2, p3};
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q) {
+                acc[4 * q] = _mm512_dpbusd_epi32(acc[4 * q], _mm512_set1_epi32(load4(base[q])), w);
+                acc[4 * q + 1] = _mm512_dpbusd_epi32(acc[4 * q + 1], _mm512_set1_epi32(load4(base[q] + o1)), w);
+                acc[4 * q + 2] = _mm512_dpbusd_epi32(acc[4 * q + 2], _mm512_set1_epi32(load4(base[q] + o2)), w);
+                acc[4 * q + 3] = _mm512_dpbusd_epi32(acc[4 * q + 3], _mm512_set1_epi32(load4(base[q] + o3)), w);
+            }
+        }
+    }
+    const int32_t oc = b * 16;
+    const __mmask16 keep = (__mmask16)(g->n - oc >= 16 ? 0xFFFF : (1u << (g->n - oc)) - 1);
+    if (g->scale) {
+        const __m512i offset = _mm512_set1_epi32(g->out_offset);
+        const __m512i lo = _mm512_set1_epi32(g->act_min);
+        const __m512i hi = _mm512_set1_epi32(g->act_max);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; ++r) {
+            store16(rescale_f64x16(acc[r], g->scale + oc), offset, lo, hi, out[r] + oc, keep);
+        }
+        return;
+    }
+    const trt_rq16f c = g->rescale ? rq16f_table(g->rescale + b * 48, g->act_min, g->act_max)
+                                   : rq16f_load(g->mult + oc, g->shift + oc, g->out_offset, g->act_min,
+                                                g->act_max);
+    int adjacent = keep == 0xFFFF;
+    for (int r = 1; r < 16 && adjacent; ++r) {
+        adjacent = out[r] == out[r - 1] + 16;
+    }
+    if (adjacent) { /* (sixteen channels: a pointwise or 3x3 layer's pixels) */
+#pragma GCC unroll 4
+        for (int r = 0; r < 16; r += 4) {
+            rq16f_store4(rq16f_apply(acc[r], &c), rq16f_apply(acc[r + 1], &c), rq16f_apply(acc[r + 2], &c),
+                         rq16f_apply(acc[r + 3], &c), &c, out[r] + oc);
+        }
+        return;
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+        rq16f_store(rq16f_apply(acc[r], &c), &c, out[r] + oc, keep);
+    }
+}
+
+/* Whether rows r0 .. r0 + 15 lie at one distance from each other. */
+static int strided16(const uint8_t *const *x, int32_t r0, int64_t *xs) {
+    *xs = x[r0 + 1] - x[r0];
+    for (int32_t r = r0 + 2; r < r0 + 16; ++r) {
+        if (x[r] - x[r - 1] != *xs) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                              int8_t *const *out) {
     const int32_t blocks = (g->n + 15) / 16;
@@ -164,6 +241,11 @@ TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int3
             } else if (nb == 2) {
                 fn = left <= 2 ? tile_2x2 : left <= 4 ? tile_4x2 : tile_8x2;
             } else {
+                int64_t xs;
+                if (left >= 16 && strided16(x, r0, &xs)) {
+                    tile_s16x1(g, x[r0], xs, b, out + r0);
+                    continue;
+                }
                 fn = left <= 2 ? tile_2x1 : left <= 4 ? tile_4x1 : left <= 8 ? tile_8x1 : tile_16x1;
             }
             fn(g, x, m, r0, b, out);

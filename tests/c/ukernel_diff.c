@@ -556,8 +556,11 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     static uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE];
     const int32_t m = chance(20) ? 1 : rnd_in(1, TRT_K4_MR);
     const int32_t k = chance(10) ? rnd_in(1, TRT_GEMM_MAX_K) : TRT_MAX(1, rnd_len(300));
-    const int32_t n = chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
+    const int32_t n = chance(20) ? 16 : chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
     const int32_t np = (n + 15) / 16 * 16, k4 = (k + 3) / 4;
+    /* outputs of all rows in one block, row r at r * n (a layer's pixels:
+     * with n = 16 the kernels may store four rows at once) */
+    const int adjacent_out = chance(40);
     /* ties: small values, multiplier one half, small right shifts, so that
      * many results are exact halves, where the rounding's sign handling
      * decides (large random ones saturate the output) */
@@ -622,7 +625,9 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
             memcpy(piece, row + (int64_t)q * len, (size_t)len);
             seg[r * segs + q] = in_place ? (const int8_t *)dst + (int64_t)q * len : piece;
         }
-        oa[r] = r < 4 ? at_end(10 + r, (size_t)n) : (int8_t *)at_end(14, (size_t)n) - (r - 4) * 4096;
+        oa[r] = adjacent_out ? (int8_t *)at_end(10, (size_t)m * (size_t)n) + (int64_t)r * n
+                : r < 4     ? at_end(10 + r, (size_t)n)
+                            : (int8_t *)at_end(14, (size_t)n) - (r - 4) * 4096;
         ob[r] = (int8_t *)at_end(15, (size_t)n) - r * 4096;
     }
     /* all rows in one call, as the drivers do */
