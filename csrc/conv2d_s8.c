@@ -406,6 +406,8 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
             const int8_t *src = input_n + (int64_t)iy * in_w * in_c;
             if (c4 == in_c) {
                 uk->rows_u8(dst + (int64_t)col0 * in_c, &src, 1, cols * in_c, 1);
+            } else if (in_c == 3 && c4 == 4 && uk->widen3_u8) {
+                uk->widen3_u8(dst + (int64_t)col0 * c4, src, cols);
             } else {
                 widen_u8(dst + (int64_t)col0 * c4, src, cols, in_c, c4);
             }

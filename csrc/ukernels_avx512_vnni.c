@@ -378,6 +378,30 @@ TRT_VNNI static void add(const trt_binary_params *p, const int8_t *x,
     }
 }
 
+/* widen3_u8: sixteen pixels at a time.  Their 48 bytes are twelve dwords;
+ * a dword permutation gives each 128-bit lane the three dwords of its four
+ * pixels, a byte shuffle within the lane spreads them to four bytes each
+ * (the fourth a copy, never read with a non-zero weight), and the XOR makes
+ * them unsigned. */
+TRT_VNNI static void widen3_u8(uint8_t *dst, const int8_t *src, int32_t n) {
+    const __m512i lanes = _mm512_set_epi32(11, 11, 10, 9, 8, 8, 7, 6, 5, 5, 4, 3, 2, 2, 1, 0);
+    const __m512i spread = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11));
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i raw = _mm512_maskz_loadu_epi32(0x0FFF, src + 3 * i);
+        const __m512i v = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(lanes, raw), spread);
+        _mm512_storeu_si512(dst + 4 * i, _mm512_xor_si512(v, flip));
+    }
+    for (; i < n; ++i) {
+        for (int32_t j = 0; j < 3; ++j) {
+            dst[4 * i + j] = (uint8_t)(src[3 * i + j] ^ 0x80);
+        }
+        dst[4 * i + 3] = 0;
+    }
+}
+
 /* ukernels_avx512_vnni_dw.c */
 int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
                               int8_t *output, int32_t begin, int32_t end);
@@ -388,6 +412,7 @@ void trt_ukernels_avx512_vnni_over(trt_ukernels *t) {
     t->add = add;
     t->rows_u8 = rows_u8;
     t->gemm_k4 = gemm_k4;
+    t->widen3_u8 = widen3_u8;
 }
 
 #endif

@@ -82,10 +82,26 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
             acc[0][0][j] = _mm512_add_epi32(acc[0][0][j], acc[p][0][j]);
         }
     }
+    const int32_t rows = TRT_MIN(MR, m - r0);
+    if (NB == 4 && !g->scale && g->rescale && g->n - b * 16 >= 64) {
+        /* a row's four blocks are 64 adjacent outputs: one store each */
+        const trt_rq16f c0 = rq16f_table(g->rescale + b * 48, g->act_min, g->act_max);
+        const trt_rq16f c1 = rq16f_table(g->rescale + (b + 1) * 48, g->act_min, g->act_max);
+        const trt_rq16f c2 = rq16f_table(g->rescale + (b + 2) * 48, g->act_min, g->act_max);
+        const trt_rq16f c3 = rq16f_table(g->rescale + (b + 3) * 48, g->act_min, g->act_max);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; ++r) {
+            if (r < rows) {
+                rq16f_store4(rq16f_apply(acc[0][r][0], &c0), rq16f_apply(acc[0][r][NB > 1 ? 1 : 0], &c1),
+                             rq16f_apply(acc[0][r][NB > 2 ? 2 : 0], &c2), rq16f_apply(acc[0][r][NB > 3 ? 3 : 0], &c3),
+                             &c0, out[r0 + r] + b * 16);
+            }
+        }
+        return;
+    }
     const __m512i offset = _mm512_set1_epi32(g->out_offset);
     const __m512i lo = _mm512_set1_epi32(g->act_min);
     const __m512i hi = _mm512_set1_epi32(g->act_max);
-    const int32_t rows = TRT_MIN(MR, m - r0);
 #pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) {
         const int32_t oc = (b + j) * 16;

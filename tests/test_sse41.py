@@ -141,11 +141,12 @@ def check_run(stdout: str, returncode: int, expect_tables: set[int], cases: int)
         # dw_run and gemm_seg are optional (NULL: per-pixel depthwise,
         # gathered patches); AVX2 has both, SSE4.1 dw_run; the VNNI tables
         # are AVX2's with their own GEMM over it
-        optional = {"dw_run", "gemm_seg"} | VNNI_KERNELS
+        optional = {"dw_run", "gemm_seg", "widen3_u8"} | VNNI_KERNELS
         assert set(KERNELS) <= set(got) <= set(KERNELS) | optional, where
         assert table not in (AVX2, AVX512_VNNI, AVX_VNNI) or {"dw_run", "gemm_seg"} <= set(got), where
         assert (VNNI_KERNELS <= set(got)) == (table in (AVX512_VNNI, AVX_VNNI)), where
         assert table != SSE41 or "dw_run" in got, where
+        assert ("widen3_u8" in got) == (table == AVX512_VNNI), where
         for kernel, (n, mismatches) in got.items():
             assert n > 0, f"table {table} {kernel}: no cases\n{where}"
             assert mismatches == 0, f"table {table} {kernel}: {mismatches} of {n} differ\n" + "\n".join(run.details)

@@ -699,6 +699,26 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     }
 }
 
+/* widen3_u8 against the scalar definition: bytes 0-2 of each output pixel
+ * are the input's x + 128 (byte 3 is free); input and output end at guard
+ * pages. */
+static void check_widen3(const trt_ukernels *u, tally *t) {
+    const int32_t n = rnd_in(0, 200);
+    const int8_t *src = at_end(0, 3 * (size_t)n);
+    uint8_t *dst = at_end(1, 4 * (size_t)n);
+    fill_i8((int8_t *)src, 3 * n, (int)(rnd() % VAL_MODES));
+    u->widen3_u8(dst, src, n);
+    t->cases++;
+    for (int32_t i = 0; i < 3 * n; ++i) {
+        if (dst[(i / 3) * 4 + i % 3] != (uint8_t)(src[i] + 128)) {
+            char what[64];
+            snprintf(what, sizeof what, "n=%d byte=%d", (int)n, (int)i);
+            mismatch(t, what);
+            return;
+        }
+    }
+}
+
 static void check_add(const trt_ukernels *u, tally *t) {
     const int32_t n = rnd_len(100);
     const int mode = (int)(rnd() % VAL_MODES);
@@ -765,13 +785,14 @@ int main(int argc, char **argv) {
             continue;
         }
         const trt_ukernels *u = trt_ukernels_active();
-        tally t[14] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
+        tally t[15] = {{"dot_1x4", 0, 0},  {"dot_2x4", 0, 0},
                        {"mac_rows", 0, 0}, {"requantize", 0, 0},
                        {"requantize_edges", 0, 0}, {"dw_pixel", 0, 0},
                        {"gemm", 0, 0},     {"gemm_f64", 0, 0},
                        {"add", 0, 0},      {"dw_run", 0, 0},
                        {"gemm_seg", 0, 0}, {"gemm_k4", 0, 0},
-                       {"gemm_k4_f64", 0, 0}, {"rows_u8", 0, 0}};
+                       {"gemm_k4_f64", 0, 0}, {"rows_u8", 0, 0},
+                       {"widen3_u8", 0, 0}};
         seg_tally = &t[10];
         check_requantize_edges(u, &t[4]);
         for (long c = 0; c < cases; ++c) {
@@ -787,10 +808,13 @@ int main(int argc, char **argv) {
             if (u->gemm_k4) {
                 check_gemm_k4(u, &t[11], &t[12], &t[13]);
             }
+            if (u->widen3_u8) {
+                check_widen3(u, &t[14]);
+            }
         }
-        for (int j = 0; j < 14; ++j) {
+        for (int j = 0; j < 15; ++j) {
             if ((j == 9 && !u->dw_run) || (j == 10 && !u->gemm_seg) ||
-                (j >= 11 && !u->gemm_k4)) {
+                (j >= 11 && j <= 13 && !u->gemm_k4) || (j == 14 && !u->widen3_u8)) {
                 continue; /* optional entries this table leaves NULL */
             }
             printf("table %d %s cases %ld mismatches %ld\n", (int)u->isa, t[j].name,
