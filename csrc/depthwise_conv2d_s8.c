@@ -44,6 +44,17 @@ size_t trt_depthwise_conv2d_s8_scratch_size(
     return (size_t)p->output.h * (size_t)p->output.w * (size_t)p->channel_block;
 }
 
+int32_t trt_depthwise_conv2d_s8_in_place_native(
+    const trt_depthwise_conv2d_params *p) {
+#ifdef TRT_HAVE_GEMM_K4
+    const trt_ukernels *uk = trt_ukernels_active();
+    return uk->dw_k4_in_place && uk->dw_k4_in_place(p);
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
 /* Input pixel (iy, ix) of one image, or NULL outside the image. */
 static const int8_t *tap_pixel(const trt_depthwise_conv2d_params *p,
                                const int8_t *input_n, int32_t iy, int32_t ix) {

@@ -123,6 +123,9 @@ typedef struct {
      * shape it does not take; the caller then runs the other kernels. */
     int32_t (*dw_k4)(const trt_depthwise_conv2d_params *p, const int8_t *input,
                      int8_t *output, int32_t begin, int32_t end);
+    /* Whether dw_k4 runs p in place itself (its channel_block unused).
+     * NULL where dw_k4 is. */
+    int32_t (*dw_k4_in_place)(const trt_depthwise_conv2d_params *p);
     /* n pixels of 3 signed channels -> n pixels of 4 unsigned bytes (x + 128,
      * the fourth byte arbitrary: its weights are 0), the VNNI image of an
      * RGB input.  May be NULL (the caller's scalar loop). */

@@ -682,7 +682,7 @@ TRT_AVX2 static void gemm_seg(const int8_t *const *x, int32_t segs, int32_t m,
 const trt_ukernels trt_ukernels_avx2 = {
     TRT_ISA_AVX2, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     dw_run, gemm_seg,
-    0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, widen3_u8: the VNNI tables set them */
+    0, 0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, dw_k4_in_place, widen3_u8: the VNNI tables set them */
 };
 
 #endif

@@ -405,10 +405,12 @@ TRT_VNNI static void widen3_u8(uint8_t *dst, const int8_t *src, int32_t n) {
 /* ukernels_avx512_vnni_dw.c */
 int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
                               int8_t *output, int32_t begin, int32_t end);
+int32_t trt_avx512_vnni_dw_k4_in_place(const trt_depthwise_conv2d_params *p);
 
 void trt_ukernels_avx512_vnni_over(trt_ukernels *t) {
     t->isa = TRT_ISA_AVX512_VNNI;
     t->dw_k4 = trt_avx512_vnni_dw_k4;
+    t->dw_k4_in_place = trt_avx512_vnni_dw_k4_in_place;
     t->add = add;
     t->rows_u8 = rows_u8;
     t->gemm_k4 = gemm_k4;

@@ -18,12 +18,14 @@
  * image read the input zero point (its tap contributes w * (zp - zp) = 0,
  * as the folded bias assumes).
  *
- * In place (input and output one buffer of the same shape, vertical stride
- * and dilation 1): every input row an output row reads is in the ring
- * before that output row is written, and no later output row reads an
- * input row an earlier one overwrote, so the same code runs in place.  (An
- * output row wider than the input row would overwrite the next input row
- * before it is read: such layers take the channel-block path.)
+ * In place (input and output one buffer, dilation 1 down the rows): every
+ * input row an output row reads is in the ring before that output row is
+ * written, so the same code runs in place as long as the bytes written up
+ * to output row oy end before the first input row the ring does not hold
+ * yet, (oy * stride_h - pad_top + KH) * W_in * C, for every oy
+ * (in_place_safe): stride 1 with pad_top < KH and equal shapes, and the
+ * usual stride-2 layers, whose output rows are half as long.  Other layers
+ * take the channel-block path.
  *
  * The requantisation is trt_avx512_rescale.h's rq16f (the bias is the
  * accumulator's start): bit-identical to the portable table.
@@ -91,17 +93,44 @@ TRT_VNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8_t 
     }
 }
 
+/* Whether the ring lets this layer run in place (see the header comment). */
+static int in_place_safe(const trt_depthwise_conv2d_params *p) {
+    if (p->dilation_h != 1) {
+        return 0; /* rows would be read again after their slot is reused */
+    }
+    const int64_t out_row = (int64_t)p->output.w * p->output.c;
+    const int64_t in_row = (int64_t)p->input.w * p->input.c;
+    for (int32_t oy = 0; oy < p->output.h; ++oy) {
+        const int64_t next_unread = (int64_t)oy * p->stride_h - p->pad_top + p->filter.h;
+        if (next_unread < p->input.h && (oy + 1) * out_row > TRT_MAX(next_unread, 0) * in_row) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether dw_k4 takes this layer (run in place if `in_place`). */
+static int takes(const trt_depthwise_conv2d_params *p, int in_place) {
+    const int32_t c = p->input.c, out_w = p->output.w, kh = p->filter.h;
+    const int64_t slot = (int64_t)out_w * ((c + 15) / 16) * 64;
+    const int32_t x_span = (out_w - 1) * p->stride_w + 3 * p->dilation_w + 1;
+    return p->packed_k4 && p->depth_multiplier == 1 && p->filter.w <= 4 && kh <= TRT_DW_K4_ROWS &&
+           slot * kh <= TRT_DW_K4_RING && (int64_t)x_span * c + 16 <= TRT_DW_K4_LINE &&
+           (!in_place || in_place_safe(p));
+}
+
+/* The table's dw_k4_in_place. */
+int32_t trt_avx512_vnni_dw_k4_in_place(const trt_depthwise_conv2d_params *p) {
+    return takes(p, 1);
+}
+
 /* The table's dw_k4 (ukernels_avx512_vnni.c puts it there). */
 TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
                                        int8_t *output, int32_t begin, int32_t end) {
     const int32_t c = p->input.c, out_w = p->output.w, kh = p->filter.h;
     const int32_t blocks = (c + 15) / 16;
     const int64_t slot = (int64_t)out_w * blocks * 64;
-    const int32_t x_span = (out_w - 1) * p->stride_w + 3 * p->dilation_w + 1;
-    if (!p->packed_k4 || p->depth_multiplier != 1 || p->filter.w > 4 || kh > TRT_DW_K4_ROWS ||
-        slot * kh > TRT_DW_K4_RING || (int64_t)x_span * c + 16 > TRT_DW_K4_LINE ||
-        (p->in_place && (p->stride_h != 1 || p->dilation_h != 1 || p->input.h != p->output.h ||
-                         p->input.w != p->output.w))) {
+    if (!takes(p, p->in_place)) {
         return 0;
     }
     uint8_t ring[TRT_DW_K4_RING] __attribute__((aligned(64)));

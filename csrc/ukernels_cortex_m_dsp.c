@@ -844,7 +844,7 @@ const trt_ukernels trt_ukernels_cortex_m_dsp = {
     gemm, add,
     0, /* dw_run: per pixel */
     0, /* gemm_seg: gathered patches */
-    0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, widen3_u8: x86 VNNI only */
+    0, 0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, dw_k4_in_place, widen3_u8: x86 VNNI only */
 };
 
 #endif

@@ -762,7 +762,7 @@ const trt_ukernels trt_ukernels_neon = {
     TRT_ISA_NEON, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     dw_run,
     0, /* gemm_seg: gathered patches */
-    0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, widen3_u8: x86 VNNI only */
+    0, 0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, dw_k4_in_place, widen3_u8: x86 VNNI only */
 };
 
 /* ------------------------------------------- ARMv8.2 dot product (SDOT) --- */
@@ -960,7 +960,7 @@ const trt_ukernels trt_ukernels_neon_dotprod = {
     dw_pixel, gemm_dp, add,
     dw_run,
     0, /* gemm_seg: gathered patches */
-    0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, widen3_u8: x86 VNNI only */
+    0, 0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, dw_k4_in_place, widen3_u8: x86 VNNI only */
 };
 
 #endif /* TRT_NEON_DOTPROD */

@@ -750,7 +750,7 @@ const trt_ukernels trt_ukernels_sse41 = {
     TRT_ISA_SSE41, 1, dot_1x4, dot_2x4, mac_rows, requantize, dw_pixel, gemm, add,
     dw_run,
     0, /* gemm_seg: gathered patches */
-    0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, widen3_u8: x86 VNNI only */
+    0, 0, 0, 0, 0, /* rows_u8, gemm_k4, dw_k4, dw_k4_in_place, widen3_u8: x86 VNNI only */
 };
 
 #endif

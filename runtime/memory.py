@@ -228,8 +228,34 @@ def _near_peak(current: Layout, n_steps: int) -> set[int]:
     return {t for t in range(n_steps) if live[t] >= threshold}
 
 
-def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Layout:
-    """Search the memory choices for the smallest arena, preferring speed on ties."""
+DW_POLICIES = ("memory", "speed", "active")
+
+
+def dw_blocks(step: Step, policy: str) -> list[int]:
+    """The in-place channel blocks the search may try for a depthwise step,
+    largest first.  Small blocks save scratch (H x W bytes a channel) but run
+    the layer a block at a time, which the SIMD tables' per-pixel kernels do
+    3-25x slower below sixteen channels (the portable C about 2x).  policy:
+    "memory" (a microcontroller's plan: every size), "speed" (a SIMD board's:
+    no block below sixteen channels), "active" (runtime.load: as "speed",
+    but every size where this machine's kernels run the layer in place
+    themselves, equally fast for any block, and with the portable table)."""
+    channels = step.params.output.c
+    sizes = {channels, min(channels, 16), min(channels, 4), 1}
+    if policy == "speed" or (
+        policy == "active"
+        and lib.trt_isa_active() != lib.TRT_ISA_PORTABLE
+        and not lib.trt_depthwise_conv2d_s8_in_place_native(step.params)
+    ):
+        sizes = {channels, min(channels, 16)}
+    return sorted(sizes, reverse=True)
+
+
+def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int], dw_policy: str = "memory") -> Layout:
+    """Search the memory choices for the smallest arena, preferring speed on
+    ties; dw_policy limits the in-place depthwise blocks tried (dw_blocks)."""
+    if dw_policy not in DW_POLICIES:
+        raise ValueError(f"dw_policy must be one of {DW_POLICIES}, got {dw_policy!r}")
     _fastest_conv_scratch(steps)
     choices = Choices(inplace=elementwise_inplace(graph, steps, views))
     best = layout(graph, steps, views, choices)
@@ -254,9 +280,8 @@ def choose_layout(graph: Graph, steps: list[Step], views: dict[int, int]) -> Lay
         for s_idx in dw_candidates:
             if s_idx in best.choices.dw_block or s_idx not in hot:
                 continue
-            channels = steps[s_idx].params.output.c
             # whole (fastest), then smaller blocks of scratch
-            for block in sorted({channels, min(channels, 16), min(channels, 4), 1}, reverse=True):
+            for block in dw_blocks(steps[s_idx], dw_policy):
                 c = best.choices.copy()
                 c.dw_block[s_idx] = block
                 c.inplace[s_idx] = steps[s_idx].inputs[0]

@@ -86,6 +86,7 @@ def build_plan(
     sparse: str | SparsePolicy = "off",
     host_layouts: bool = True,
     fuse: bool = True,
+    dw_policy: str | None = None,
 ) -> Plan:
     """Plan the graph for the C backend.  Raises UnsupportedModelError naming the op.
 
@@ -97,7 +98,10 @@ def build_plan(
     int16 GEMM panels on AVX2); an export for a microcontroller turns it off
     so its flash holds each weight once.
     fuse: fold PADs into the convolutions that read them (runtime.fuse); the
-    plan's graph stays the model's, and steps keep its operator indices."""
+    plan's graph stays the model's, and steps keep its operator indices.
+    dw_policy: which in-place depthwise blocks the memory search may use
+    (runtime.memory.dw_blocks); default "active" for a plan made to run
+    here (host_layouts), "memory" for one that leaves this machine."""
     _check_graph(graph)
     model_graph = graph
     folded: list[FoldedPad] = []
@@ -152,7 +156,13 @@ def build_plan(
         if i not in produced:
             raise UnsupportedModelError(f"graph output {graph.describe_tensor(i)} is never computed")
 
-    mem = choose_layout(graph, steps, root) if choices is None else forced_layout(graph, steps, root, choices)
+    if dw_policy is None:
+        dw_policy = "active" if host_layouts else "memory"
+    mem = (
+        choose_layout(graph, steps, root, dw_policy)
+        if choices is None
+        else forced_layout(graph, steps, root, choices)
+    )
     if mem.arena_bytes > MAX_ARENA_BYTES:
         # Checked before anything is allocated: a hostile shape must not get
         # its arena (and C offsets are int32).

@@ -156,7 +156,10 @@ def report(model: str | Path | bytes, board: Any, latency_budget_ms: float | Non
     from .sparse import SparsePolicy
 
     sparse = SparsePolicy("auto") if host else SparsePolicy("auto", isa="portable")
-    plan = build_plan(graph, materialize=False, host_layouts=host, sparse=sparse)
+    # In-place depthwise blocks: a microcontroller trades speed for RAM; a
+    # SIMD board (Pi, host) does not take the blocks its kernels run slowly.
+    dw_policy = "memory" if b.kind == "mcu" else "active" if host else "speed"
+    plan = build_plan(graph, materialize=False, host_layouts=host, sparse=sparse, dw_policy=dw_policy)
     layers = _layers(plan, b)
     weights, persistent = _constant_bytes(plan)
     code = _code_bytes(graph, plan, b)

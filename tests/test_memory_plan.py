@@ -88,3 +88,80 @@ def test_planner_never_overlaps_live_buffers(specs):
     # the arena is at least the largest set of buffers alive at one time
     steps = range(min(b.first for b in buffers), max(b.last for b in buffers) + 1)
     assert arena >= max(sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_in_place_depthwise_any_geometry_every_table(seed):
+    """In-place depthwise (forced, any channel block) on strides 1-3, SAME
+    and VALID, kernels up to 4x4, dilation: every instruction-set table gives
+    TFLite's reference output (the AVX-512 kernel runs such layers in place
+    itself when its row ring allows, in_place_safe, else the channel blocks)."""
+    import graphgen
+    from tflite_writer import write_model
+
+    from runtime import isa
+
+    rng = np.random.default_rng([77, seed])
+    gb = graphgen.GraphBuilder()
+    h, w = int(rng.integers(3, 20)), int(rng.integers(3, 20))
+    c = int(rng.choice([1, 3, 8, 16, 20, 32]))
+    s, zp = graphgen.act_quant(rng)
+    x = gb.input((1, h, w, c), "int8", s, zp)
+    stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4))) if seed % 3 else (2, 2)
+    y = graphgen.add_depthwise(gb, rng, x, seed, depth_multiplier=1, stride=stride)
+    gb.outputs.append(y)
+    graph = gb.graph()
+    block = int(rng.integers(1, c + 1))
+
+    def in_place(g, steps, views):
+        return Choices(inplace={0: steps[0].inputs[0]}, dw_block={0: block})
+
+    data = write_model(graph)
+    ref = reference_interpreter(data)
+    inputs = [rng.integers(-128, 128, (1, h, w, c), dtype=np.int8) for _ in range(2)]
+    want = [run_reference(ref, [a])[0] for a in inputs]
+    try:
+        for table in isa.available():
+            isa.select(table)
+            model = CModel(parse_model(data), plan_choices=in_place)
+            assert model.plan.steps[0].params.in_place == 1
+            for a, expect in zip(inputs, want, strict=True):
+                np.testing.assert_array_equal(model.run([a])[0], expect, err_msg=f"{table} block {block}")
+    finally:
+        isa.select("best")
+
+
+def test_hosts_do_not_trade_a_slow_depthwise_for_a_few_kb():
+    """A model whose peak is a stride-2 depthwise (vww's third layer cut out):
+    a microcontroller plan ("memory") runs it in place one channel at a time
+    for the smallest arena; a plan for this machine never takes a block the
+    active kernels run slowly (below 16 channels), except where they run the
+    layer in place themselves (AVX-512: as fast, so the small arena is free)."""
+    from runtime import isa
+    from runtime.emulation.layers import _cut
+    from runtime.memory import dw_blocks
+    from runtime.plan import build_plan
+
+    graph = _cut(parse_model(model_path("vww_96_int8")), 3)
+    small = build_plan(graph, materialize=False, dw_policy="memory")
+    assert small.memory.choices.dw_block == {0: 1}
+    speed = build_plan(graph, materialize=False, dw_policy="speed")
+    assert all(b >= 16 for b in speed.memory.choices.dw_block.values())
+    assert speed.arena_bytes > small.arena_bytes
+    try:
+        for table in isa.available():
+            isa.select(table)
+            plan = build_plan(graph, materialize=False)  # runtime.load's: "active"
+            step = plan.steps[0]
+            native = bool(lib.trt_depthwise_conv2d_s8_in_place_native(step.params))
+            assert native == (table == "avx512-vnni")
+            if table == "portable" or native:
+                assert dw_blocks(step, "active") == [16, 4, 1]
+                assert plan.arena_bytes == small.arena_bytes
+            else:
+                assert dw_blocks(step, "active") == [16]
+                assert all(b >= 16 for b in plan.memory.choices.dw_block.values())
+    finally:
+        isa.select("best")
+    with pytest.raises(ValueError, match="dw_policy"):
+        build_plan(graph, materialize=False, dw_policy="fast")

@@ -138,6 +138,11 @@ size_t trt_depthwise_conv2d_s8_scratch_size(
 void trt_depthwise_conv2d_s8(const trt_depthwise_conv2d_params *p,
                              const int8_t *input, int8_t *output,
                              void *scratch);
+/* 1 when the active kernel table runs p in place without channel blocks
+ * (as fast as not in place, whatever channel_block is); 0 when in place
+ * means the channel-block path, whose small blocks are slow on SIMD tables. */
+int32_t trt_depthwise_conv2d_s8_in_place_native(
+    const trt_depthwise_conv2d_params *p);
 /* Output pixels [begin, end) only (not in place); returns 0 if in place. */
 int32_t trt_depthwise_conv2d_s8_pixels(const trt_depthwise_conv2d_params *p,
                                        const int8_t *input, int8_t *output,
