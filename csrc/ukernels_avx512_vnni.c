@@ -308,6 +308,18 @@ TRT_VNNI_INLINE void add_run(const trt_add_in *in1, const trt_add_in *in2, const
                              const int lin2, __m512i konst, const trt_rq16f *co, const int8_t *x,
                              const int8_t *y, int32_t n, int8_t *out) {
     int32_t i = 0;
+    __m512i z[4];
+    for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+            const __m512i a =
+                add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x + i + 16 * q))), in1, lin1);
+            const __m512i b =
+                add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(y + i + 16 * q))), in2, lin2);
+            z[q] = rq16f_apply(_mm512_add_epi32(_mm512_add_epi32(a, b), konst), co);
+        }
+        rq16f_store4(z[0], z[1], z[2], z[3], co, out + i);
+    }
     for (; i + 16 <= n; i += 16) {
         const __m512i a = add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x + i))), in1, lin1);
         const __m512i b = add_in_apply(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(y + i))), in2, lin2);
