@@ -24,6 +24,7 @@ class LayerTime:
     output: tuple[int, ...]
     macs: int
     median_us: float
+    peer_us: float | None = None  # the same operator alone on a peer (tools/bench.py: XNNPACK)
 
     @property
     def gmacs(self) -> float:
@@ -97,17 +98,28 @@ def profile_layers(model: CModel, inputs: list[np.ndarray], rounds: int = 15, mi
     return out
 
 
-def format_layers(name: str, layers: list[LayerTime]) -> str:
+def format_layers(name: str, layers: list[LayerTime], peer: str = "") -> str:
+    """The per-layer table; with `peer`, two more columns: that peer's time
+    for the same operator cut out of the model, and peer / tinyrt."""
     total = sum(layer.median_us for layer in layers) or 1.0
-    lines = [
-        f"{name}: per layer (each step run alone, median of interleaved rounds)",
-        f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>11} {'us':>9} {'GMAC/s':>7} {'share':>6}",
-    ]
+    head = f"{'#':>3} {'op':<20} {'output':<18} {'MACs':>11} {'us':>9} {'GMAC/s':>7} {'share':>6}"
+    if peer:
+        head += f" {peer + ' us':>11} {'ratio':>6}"
+    lines = [f"{name}: per layer (each step run alone, median of interleaved rounds)", head]
     for layer in layers:
-        lines.append(
+        line = (
             f"{layer.index:>3} {layer.op:<20} {str(list(layer.output)):<18} {layer.macs:>11,} "
             f"{layer.median_us:>9.2f} {layer.gmacs:>7.2f} {100 * layer.median_us / total:>5.1f}%"
         )
+        if peer:
+            p = layer.peer_us
+            line += f" {p:>11.2f} {p / layer.median_us:>5.2f}x" if p and layer.median_us else f" {'n/a':>11} {'':>6}"
+        lines.append(line)
     macs = sum(layer.macs for layer in layers)
-    lines.append(f"    {'sum':<20} {'':<18} {macs:>11,} {total:>9.2f} {macs / (total * 1e3):>7.2f}")
+    tail = f"    {'sum':<20} {'':<18} {macs:>11,} {total:>9.2f} {macs / (total * 1e3):>7.2f}"
+    peers = [layer.peer_us for layer in layers]
+    if peer and all(peers):
+        peer_total = sum(p for p in peers if p)
+        tail += f" {'':>6} {peer_total:>11.2f} {peer_total / total:>5.2f}x"
+    lines.append(tail)
     return "\n".join(lines)

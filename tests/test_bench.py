@@ -72,3 +72,25 @@ def test_bench_rejects_unknown_names() -> None:
         proc = subprocess.run([sys.executable, str(BENCH), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0
         assert "unknown" in proc.stderr
+
+
+def test_bench_per_layer_sets_xnnpack_beside_each_layer() -> None:
+    """--per-layer with the xnnpack contender: one row per tinyrt step, each
+    with the same operator's time alone on LiteRT + XNNPACK and the ratio."""
+    cmd = [sys.executable, str(BENCH), "--models", "ad01", "--contenders", "tinyrt,xnnpack",
+           "--repeat", "3", "--rounds", "1", "--per-layer"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = proc.stdout[proc.stdout.index("ad01: per layer"):].splitlines()
+    assert "XNNPACK us" in table[1] and "ratio" in table[1]
+    rows = [line.split() for line in table[2:] if line.split()[:1] and line.split()[0].isdigit()]
+    assert len(rows) == 10 and all(r[1] == "FULLY_CONNECTED" for r in rows)  # ad01's ten layers
+    for r in rows:
+        tinyrt_us = float(r[-5])
+        if HAVE_LITERT:
+            xnn_us, ratio = float(r[-2]), float(r[-1].rstrip("x"))
+            assert xnn_us > 0 and tinyrt_us > 0
+            # (both times are printed to 0.01 us: the ratio agrees within that rounding)
+            assert abs(ratio - xnn_us / tinyrt_us) <= ratio * (0.005 / tinyrt_us + 0.005 / xnn_us) + 0.006
+        else:
+            assert r[-1] == "n/a"

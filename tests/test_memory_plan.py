@@ -138,11 +138,11 @@ def test_hosts_do_not_trade_a_slow_depthwise_for_a_few_kb():
     active kernels run slowly (below 16 channels), except where they run the
     layer in place themselves (AVX-512: as fast, so the small arena is free)."""
     from runtime import isa
-    from runtime.emulation.layers import _cut
+    from runtime.emulation.layers import cut_operator
     from runtime.memory import dw_blocks
     from runtime.plan import build_plan
 
-    graph = _cut(parse_model(model_path("vww_96_int8")), 3)
+    graph = cut_operator(parse_model(model_path("vww_96_int8")), 3)
     small = build_plan(graph, materialize=False, dw_policy="memory")
     assert small.memory.choices.dw_block == {0: 1}
     speed = build_plan(graph, materialize=False, dw_policy="speed")

@@ -583,13 +583,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for any one worker answer")
     p.add_argument("--json", metavar="OUT.json", help="also write every figure to this file")
-    p.add_argument("--per-layer", action="store_true", help="also time each tinyrt layer alone (in this process)")
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="also time each tinyrt layer alone (in this process), and with the xnnpack contender the same "
+        "operator cut out of the model on LiteRT + XNNPACK",
+    )
     p.add_argument("--threads", type=int, default=1, help="threads for tinyrt's per-layer run (default 1)")
     return p
 
 
+def xnnpack_layer_times(model: Any, rounds: int = 15) -> list[float | None]:
+    """Each step's operator cut out of the model (runtime.emulation.layers.
+    cut_operator, written as a one-operator .tflite) and its invoke() timed on
+    LiteRT with XNNPACK, 1 thread, as profile_layers times tinyrt's steps.
+    None where LiteRT is missing or refuses the operator alone.  Both sides
+    pay one call per layer (LiteRT's invoke ~0.3-0.5 us, a tinyrt step
+    through cffi ~0.1 us), which weighs on the smallest layers only."""
+    try:
+        from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
+    except ImportError:
+        return [None] * len(model.plan.steps)
+    import numpy as np
+
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from tflite_writer import write_model  # the tests' schema writer
+
+    from runtime.emulation.layers import cut_operator
+    from runtime.profile import time_calls
+
+    plan = model.plan
+    rng = np.random.default_rng(0)
+    calls = []
+    for op_index in plan.step_ops:
+        try:
+            it = litert.Interpreter(model_content=write_model(cut_operator(plan.graph, op_index)), num_threads=1)
+            it.allocate_tensors()
+            for d in it.get_input_details():
+                kind = np.dtype(d["dtype"])
+                it.set_tensor(
+                    d["index"],
+                    rng.integers(-128, 128, d["shape"]).astype(kind) if kind.kind in "iu"
+                    else rng.standard_normal(d["shape"]).astype(kind),
+                )
+            it.invoke()
+            calls.append(it.invoke)
+        except Exception:  # noqa: BLE001 - a cut LiteRT will not run: no figure
+            calls.append(None)
+    timed = time_calls([c for c in calls if c is not None], rounds)
+    out: list[float | None] = []
+    for c in calls:
+        out.append(timed.pop(0) if c is not None else None)
+    return out
+
+
 def per_layer_report(models: list[tuple[str, Path]], args: argparse.Namespace) -> str:
-    """Each tinyrt layer timed alone: where the time goes, with GMAC/s."""
+    """Each tinyrt layer timed alone: where the time goes, with GMAC/s, and
+    beside it the same operator alone on LiteRT + XNNPACK."""
     import numpy as np
 
     from runtime.backends.c import CModel
@@ -609,7 +661,13 @@ def per_layer_report(models: list[tuple[str, Path]], args: argparse.Namespace) -
             else rng.standard_normal(i.shape).astype(i.dtype)
             for i in model.inputs
         ]
-        blocks.append(format_layers(alias, profile_layers(model, inputs)))
+        layers = profile_layers(model, inputs)
+        peer = ""
+        if "xnnpack" in args.contenders:
+            for layer, us in zip(layers, xnnpack_layer_times(model), strict=True):
+                layer.peer_us = us
+            peer = "XNNPACK"
+        blocks.append(format_layers(alias, layers, peer))
     return "\n\n".join(blocks)
 
 

@@ -108,7 +108,7 @@ class Layer:
     choices: Choices  # memory choices of the layer's step (step 0 here)
 
 
-def _cut(graph: Graph, op_index: int) -> Graph:
+def cut_operator(graph: Graph, op_index: int) -> Graph:
     """Operator op_index of graph alone: its activation input as the graph
     input, its constants, its output as the graph output."""
     op = graph.operators[op_index]
@@ -176,7 +176,7 @@ def layers(specs: tuple[LayerSpec, ...] = LAYERS) -> list[Layer]:
             plans[spec.model] = (g, build_plan(g, host_layouts=False, sparse="off"))
         g, plan = plans[spec.model]
         op_index = plan.step_ops[spec.step]
-        single = _cut(g, op_index)
+        single = cut_operator(g, op_index)
         s = plan.steps[spec.step]
         if s.macs != spec.macs:
             raise TinyRTError(f"{spec.name}: step {spec.step} of {spec.model} has {s.macs} MACs, not {spec.macs}")
