@@ -99,6 +99,25 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
         }
         return;
     }
+    if (NB == 2 && MR % 2 == 0 && !g->scale && g->rescale && g->n - b * 16 >= 32 && rows == MR) {
+        /* 32 channels: two rows' outputs are 64 adjacent bytes when the rows
+         * are a layer's consecutive pixels (n == 32): one store a pair */
+        int adjacent = 1;
+        for (int r = 1; r < MR && adjacent; ++r) {
+            adjacent = out[r0 + r] == out[r0 + r - 1] + 32;
+        }
+        if (adjacent) {
+            const trt_rq16f c0 = rq16f_table(g->rescale + b * 48, g->act_min, g->act_max);
+            const trt_rq16f c1 = rq16f_table(g->rescale + (b + 1) * 48, g->act_min, g->act_max);
+#pragma GCC unroll 8
+            for (int r = 0; r + 1 < MR; r += 2) {
+                rq16f_store4(rq16f_apply(acc[0][r][0], &c0), rq16f_apply(acc[0][r][NB - 1], &c1),
+                             rq16f_apply(acc[0][r + 1][0], &c0), rq16f_apply(acc[0][r + 1][NB - 1], &c1), &c0,
+                             out[r0 + r] + b * 16);
+            }
+            return;
+        }
+    }
     const __m512i offset = _mm512_set1_epi32(g->out_offset);
     const __m512i lo = _mm512_set1_epi32(g->act_min);
     const __m512i hi = _mm512_set1_epi32(g->act_max);
