@@ -47,10 +47,11 @@ enum {
     TRT_DW_K4_LINE = 16 * 1024   /* bytes of one zero-point padded input row */
 };
 
-/* One tap row: input row `row` (NULL: outside the image) for every output
- * column, `blocks` 16-channel blocks each, 64 bytes per (column, block). */
+/* One tap row: input row `row` (NULL: outside the image) for every
+ * `step`-th output column, `blocks` 16-channel blocks each, 64 bytes per
+ * (column, block). */
 TRT_VNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8_t *row,
-                             int32_t blocks, int8_t *line, uint8_t *dst) {
+                             int32_t blocks, int32_t step, int8_t *line, uint8_t *dst) {
     const int32_t c = p->input.c, out_w = p->output.w;
     const int32_t sx = p->stride_w, dx = p->dilation_w * c;
     const int8_t zp = (int8_t)(-p->input_offset);
@@ -73,7 +74,7 @@ TRT_VNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8_t 
         memcpy(line + (int64_t)(in_lo - x_lo) * c, row + (int64_t)in_lo * c,
                (size_t)(in_hi - in_lo + 1) * (size_t)c);
     }
-    for (int32_t ox = 0; ox < out_w; ++ox) {
+    for (int32_t ox = 0; ox < out_w; ox += step) {
         const int8_t *src = line + (int64_t)ox * sx * c;
         uint8_t *out = dst + (int64_t)ox * blocks * 64;
         for (int32_t b = 0; b < blocks; ++b, src += 16, out += 64) {
@@ -91,6 +92,25 @@ TRT_VNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8_t 
             _mm512_store_si512(out, _mm512_xor_si512(q, flip));
         }
     }
+}
+
+/* The low 256 bits in both halves. */
+TRT_VNNI_INLINE __m512i low_twice(__m512i v) {
+    return _mm512_shuffle_i64x2(v, v, 0x44);
+}
+
+/* rq16f constants of channels 0-7 for lanes 8-15 too (every vector of the
+ * struct keeps channels 0-7, or their even / odd quadwords, in its low half). */
+TRT_VNNI_INLINE void rq16f_low_twice(trt_rq16f *c) {
+    c->mult = low_twice(c->mult);
+    c->mult_odd = low_twice(c->mult_odd);
+    c->k_even = low_twice(c->k_even);
+    c->k_odd = low_twice(c->k_odd);
+    c->corr_even = low_twice(c->corr_even);
+    c->corr_odd = low_twice(c->corr_odd);
+    c->s_even = low_twice(c->s_even);
+    c->s_odd = low_twice(c->s_odd);
+    c->left = low_twice(c->left);
 }
 
 /* Whether the ring lets this layer run in place (see the header comment). */
@@ -133,6 +153,15 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
     if (!takes(p, p->in_place)) {
         return 0;
     }
+    /* Eight channels, stride and dilation 1 across: a tap row's 16-byte
+     * load at column ox holds pixel ox + kx and, in its upper half, pixel
+     * ox + 1 + kx, which is pixel ox + 1's tap.  So lanes 8-15 compute the
+     * next output pixel: every second column only, with the weights and
+     * rescale of channels 0-7 copied to lanes 8-15, sixteen outputs a vector
+     * instead of eight.  (From a row start only: tap rows hold every second
+     * column.) */
+    const int pair = c == 8 && p->stride_w == 1 && p->dilation_w == 1 && begin % out_w == 0;
+    const int32_t step = pair ? 2 : 1;
     uint8_t ring[TRT_DW_K4_RING] __attribute__((aligned(64)));
     int8_t line[TRT_DW_K4_LINE];
     int32_t held[TRT_DW_K4_ROWS]; /* the input row in each slot */
@@ -152,7 +181,7 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
                 const int8_t *row = iy >= 0 && iy < p->input.h
                                         ? input + (int64_t)iy * p->input.w * c
                                         : 0;
-                tap_row(p, row, blocks, line, ring + s * slot);
+                tap_row(p, row, blocks, step, line, ring + s * slot);
                 held[s] = iy;
             }
             taps[ky] = ring + s * slot;
@@ -168,12 +197,29 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
                 w[ky] = ky < kh ? _mm512_loadu_si512(p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4)
                                 : _mm512_setzero_si512();
             }
-            const trt_rq16f rq = p->rescale_k4
-                                     ? rq16f_table(p->rescale_k4 + (int64_t)b * 48, p->act_min, p->act_max)
-                                     : rq16f_load(p->multiplier + c0, p->shift + c0, p->output_offset,
-                                                  p->act_min, p->act_max);
-            const __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
+            trt_rq16f rq = p->rescale_k4
+                               ? rq16f_table(p->rescale_k4 + (int64_t)b * 48, p->act_min, p->act_max)
+                               : rq16f_load(p->multiplier + c0, p->shift + c0, p->output_offset,
+                                            p->act_min, p->act_max);
+            __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
             const int64_t at = (int64_t)b * 64;
+            if (pair) {
+                for (int32_t ky = 0; ky < kh; ++ky) {
+                    w[ky] = low_twice(w[ky]);
+                }
+                bias = low_twice(bias);
+                rq16f_low_twice(&rq);
+                for (int32_t ox = ox0; ox < ox1; ox += 2) {
+                    const int64_t q = (int64_t)ox * 64;
+                    __m512i acc = bias;
+                    for (int32_t ky = 0; ky < kh; ++ky) {
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[ky] + q), w[ky]);
+                    }
+                    rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * 8,
+                                ox + 1 < ox1 ? 0xFFFF : 0x00FF);
+                }
+                continue;
+            }
             if (kh == 3) {
                 /* (the common 3x3 case with the row loop unrolled) */
                 for (int32_t ox = ox0; ox < ox1; ++ox) {

@@ -27,6 +27,7 @@ from test_random_graphs import check_against_reference
 import runtime
 from runtime import isa
 from runtime._native import ffi, lib
+from runtime.backends.c import CModel
 from runtime.graph import parse_model
 from runtime.ops.conv import host_vnni, pack_k4_weights
 
@@ -214,3 +215,38 @@ def test_rescale_k4_table_is_gemmlowp_requantisation() -> None:
             np.testing.assert_array_equal(np.array(got), want)
     assert rescale_k4_table(np.array([1 << 30]), np.array([0]), 0) is None
     assert rescale_k4_table(np.array([1 << 30]), np.array([-24]), 0) is None
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_eight_channel_depthwise_two_pixels_a_vector(vnni: str, seed: int) -> None:
+    """Eight-channel depthwise with stride and dilation 1 across (the AVX-512
+    kernel computes two output pixels per vector from one tap row): odd and
+    even widths, kernels up to 4x4, SAME and VALID, any vertical stride, in
+    place or not, split over threads (a range starting mid-row takes the
+    one-pixel path), against TFLite's reference."""
+    import graphgen
+    from conftest import reference_interpreter, run_reference
+    from tflite_writer import write_model
+
+    from runtime.memory import Choices
+
+    rng = np.random.default_rng([88, seed])
+    gb = graphgen.GraphBuilder()
+    h, w = int(rng.integers(2, 14)), int(rng.integers(1, 14))
+    s, zp = graphgen.act_quant(rng)
+    x = gb.input((1, h, w, 8), "int8", s, zp)
+    kernel = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    y = graphgen.add_depthwise(gb, rng, x, seed, depth_multiplier=1, kernel=kernel,
+                               stride=(int(rng.integers(1, 3)), 1), dilation=False)
+    gb.outputs.append(y)
+    data = write_model(gb.graph())
+    ref = reference_interpreter(data)
+    inputs = [rng.integers(-128, 128, (1, h, w, 8), dtype=np.int8) for _ in range(2)]
+
+    def in_place(g, steps, views):
+        return Choices(inplace={0: steps[0].inputs[0]}, dw_block={0: 8})
+
+    for kwargs in ({}, {"plan_choices": in_place}, {"num_threads": 2}):
+        model = CModel(parse_model(data), **kwargs)
+        for a in inputs:
+            np.testing.assert_array_equal(model.run([a])[0], run_reference(ref, [a])[0], err_msg=str(kwargs))
