@@ -202,6 +202,26 @@ TRT_VNNI_INLINE void store16(__m512i v, __m512i offset, __m512i lo, __m512i hi,
     _mm_mask_storeu_epi8(out, keep, _mm512_cvtepi32_epi8(v));
 }
 
+/* The low 256 bits in both halves. */
+TRT_VNNI_INLINE __m512i low_twice(__m512i v) {
+    return _mm512_shuffle_i64x2(v, v, 0x44);
+}
+
+/* rq16f constants of channels 0-7 for lanes 8-15 too (every vector of the
+ * struct keeps channels 0-7, or their even / odd quadwords, in its low
+ * half): two output pixels of eight channels a vector. */
+TRT_VNNI_INLINE void rq16f_low_twice(trt_rq16f *c) {
+    c->mult = low_twice(c->mult);
+    c->mult_odd = low_twice(c->mult_odd);
+    c->k_even = low_twice(c->k_even);
+    c->k_odd = low_twice(c->k_odd);
+    c->corr_even = low_twice(c->corr_even);
+    c->corr_odd = low_twice(c->corr_odd);
+    c->s_even = low_twice(c->s_even);
+    c->s_odd = low_twice(c->s_odd);
+    c->left = low_twice(c->left);
+}
+
 /* Four rq16f_apply results as 64 consecutive bytes (z0's sixteen, then
  * z1's, ...): two saturating packs to 16 bits and one to 8 leave each
  * 128-bit lane holding four bytes of every input, one dword permutation

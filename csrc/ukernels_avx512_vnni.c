@@ -208,6 +208,65 @@ TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t
     }
 }
 
+/* Sixteen rows at a constant distance xs, at most eight channels (a first
+ * convolution of eight filters): lanes 0-7 take row 2j and lanes 8-15 row
+ * 2j + 1 (a broadcast, then a masked broadcast over the upper half), with
+ * the weights, bias and rescale of channels 0-7 copied to the upper lanes.
+ * Half the multiply-adds and half the requantisations of tile_s16x1, whose
+ * upper eight lanes would be padding. */
+TRT_VNNI static void tile_sp16(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int8_t *const *out) {
+    const int32_t k4 = (g->k + 3) / 4;
+    const int8_t *wb = g->w;
+    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
+    const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
+    const __m512i bias = low_twice(_mm512_loadu_si512(g->bias));
+    __m512i acc[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+        acc[j] = bias;
+    }
+    for (int32_t s = 0; s < g->segs; ++s) {
+        const uint8_t *p0 = x0 + (int64_t)s * g->seg_stride;
+        const uint8_t *p1 = p0 + 4 * xs, *p2 = p0 + 8 * xs, *p3 = p0 + 12 * xs;
+        for (int32_t i = 0; i < seg4; ++i, p0 += 4, p1 += 4, p2 += 4, p3 += 4, wb += 64) {
+            const __m512i w = low_twice(_mm512_loadu_si512(wb));
+            const uint8_t *base[4] = {p0, p1, p2, p3};
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q) {
+                /* rows 4q, 4q + 1 and 4q + 2, 4q + 3 */
+                const __m512i v0 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q])), 0xFF00,
+                                                          load4(base[q] + o1));
+                const __m512i v1 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q] + o2)), 0xFF00,
+                                                          load4(base[q] + o3));
+                acc[2 * q] = _mm512_dpbusd_epi32(acc[2 * q], v0, w);
+                acc[2 * q + 1] = _mm512_dpbusd_epi32(acc[2 * q + 1], v1, w);
+            }
+        }
+    }
+    trt_rq16f c = g->rescale ? rq16f_table(g->rescale, g->act_min, g->act_max)
+                             : rq16f_load(g->mult, g->shift, g->out_offset, g->act_min, g->act_max);
+    rq16f_low_twice(&c);
+    const int32_t n = g->n;
+    int adjacent = n == 8;
+    for (int r = 1; r < 16 && adjacent; ++r) {
+        adjacent = out[r] == out[r - 1] + 8;
+    }
+    if (adjacent) { /* 16 pixels of 8 channels: 128 adjacent bytes */
+        rq16f_store4(rq16f_apply(acc[0], &c), rq16f_apply(acc[1], &c), rq16f_apply(acc[2], &c),
+                     rq16f_apply(acc[3], &c), &c, out[0]);
+        rq16f_store4(rq16f_apply(acc[4], &c), rq16f_apply(acc[5], &c), rq16f_apply(acc[6], &c),
+                     rq16f_apply(acc[7], &c), &c, out[8]);
+        return;
+    }
+    const __mmask16 keep = (__mmask16)((1u << n) - 1);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+        const __m512i z = rq16f_apply(acc[j], &c);
+        rq16f_store(z, &c, out[2 * j], keep);
+        rq16f_store(_mm512_shuffle_i64x2(z, z, 0xEE), &c, out[2 * j + 1], keep);
+    }
+}
+
 /* Whether rows r0 .. r0 + 15 lie at one distance from each other. */
 static int strided16(const uint8_t *const *x, int32_t r0, int64_t *xs) {
     *xs = x[r0 + 1] - x[r0];
@@ -243,7 +302,11 @@ TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int3
             } else {
                 int64_t xs;
                 if (left >= 16 && strided16(x, r0, &xs)) {
-                    tile_s16x1(g, x[r0], xs, b, out + r0);
+                    if (g->n <= 8 && !g->scale) {
+                        tile_sp16(g, x[r0], xs, out + r0);
+                    } else {
+                        tile_s16x1(g, x[r0], xs, b, out + r0);
+                    }
                     continue;
                 }
                 fn = left <= 2 ? tile_2x1 : left <= 4 ? tile_4x1 : left <= 8 ? tile_8x1 : tile_16x1;

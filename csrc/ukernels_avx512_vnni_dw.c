@@ -94,25 +94,6 @@ TRT_VNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8_t 
     }
 }
 
-/* The low 256 bits in both halves. */
-TRT_VNNI_INLINE __m512i low_twice(__m512i v) {
-    return _mm512_shuffle_i64x2(v, v, 0x44);
-}
-
-/* rq16f constants of channels 0-7 for lanes 8-15 too (every vector of the
- * struct keeps channels 0-7, or their even / odd quadwords, in its low half). */
-TRT_VNNI_INLINE void rq16f_low_twice(trt_rq16f *c) {
-    c->mult = low_twice(c->mult);
-    c->mult_odd = low_twice(c->mult_odd);
-    c->k_even = low_twice(c->k_even);
-    c->k_odd = low_twice(c->k_odd);
-    c->corr_even = low_twice(c->corr_even);
-    c->corr_odd = low_twice(c->corr_odd);
-    c->s_even = low_twice(c->s_even);
-    c->s_odd = low_twice(c->s_odd);
-    c->left = low_twice(c->left);
-}
-
 /* Whether the ring lets this layer run in place (see the header comment). */
 static int in_place_safe(const trt_depthwise_conv2d_params *p) {
     if (p->dilation_h != 1) {

@@ -554,12 +554,13 @@ static const int64_t *rescale_table(const int32_t *mult, const int32_t *shift, i
  * unshifted bias.  rows_u8 itself against x + 128 and its zero padding. */
 static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr) {
     static uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE];
-    const int32_t m = chance(20) ? 1 : rnd_in(1, TRT_K4_MR);
+    /* (16 rows: the whole-tile kernels) */
+    const int32_t m = chance(20) ? 1 : chance(25) ? TRT_K4_MR : rnd_in(1, TRT_K4_MR);
     const int32_t k = chance(10) ? rnd_in(1, TRT_GEMM_MAX_K) : TRT_MAX(1, rnd_len(300));
-    const int32_t n = chance(30) ? 16 << rnd_in(0, 2) : chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
+    const int32_t n = chance(30) ? 8 << rnd_in(0, 3) : chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
     const int32_t np = (n + 15) / 16 * 16, k4 = (k + 3) / 4;
     /* outputs of all rows in one block, row r at r * n (a layer's pixels:
-     * with n = 16 or 32 the kernels may store four or two rows at once) */
+     * with n = 8, 16 or 32 the kernels may store several rows at once) */
     const int adjacent_out = chance(40);
     /* ties: small values, multiplier one half, small right shifts, so that
      * many results are exact halves, where the rounding's sign handling
