@@ -94,3 +94,30 @@ def test_bench_per_layer_sets_xnnpack_beside_each_layer() -> None:
             assert abs(ratio - xnn_us / tinyrt_us) <= ratio * (0.005 / tinyrt_us + 0.005 / xnn_us) + 0.006
         else:
             assert r[-1] == "n/a"
+
+
+def test_roofline_prints_the_floors() -> None:
+    """tools/roofline.py: the vpdpbusd peak and L2 bandwidth it measures, and
+    per model MAC and weight-streaming floors consistent with them."""
+    import pytest
+
+    sys.path.insert(0, str(REPO))
+    from runtime._native import lib
+
+    if lib.trt_isa_best() != lib.TRT_ISA_AVX512_VNNI:
+        pytest.skip("the roofline probe needs AVX-512 VNNI")
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "roofline.py"), "--models", "kws,ad01"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    peak = float(lines[0].split("=")[1].split()[0]) * 1e9  # GMAC/s
+    l2 = float(lines[1].split(":")[1].split()[0]) * 1e9  # B/s
+    assert peak > 1e10 and l2 > 1e9
+    rows = {r.split()[0]: r.split() for r in lines[4:]}
+    assert set(rows) == {"kws", "ad01"}
+    for name, macs in (("kws", 2_656_768), ("ad01", 264_192)):
+        r = rows[name]
+        assert int(r[1].replace(",", "")) == macs
+        weights = int(r[2].replace(",", ""))
+        assert abs(float(r[3]) - macs / peak * 1e6) < 0.02 * float(r[3]) + 0.01
+        assert abs(float(r[4]) - weights / l2 * 1e6) < 0.02 * float(r[4]) + 0.01
