@@ -190,4 +190,42 @@ TRT_INLINE int8_t trt_add_one(const trt_binary_params *p, int32_t x,
     return (int8_t)trt_clamp(raw, p->act_min, p->act_max);
 }
 
+/* One input of ADD as the SIMD tables compute it.  TFLite rescales
+ * v = x + offset (at most 255 in magnitude) shifted left by `left` (20 for
+ * int8) with a multiplier m below one half, shift -e <= 0.  With
+ * d = 31 - left + e, the floor form of gemmlowp's two roundings
+ * (trt_avx512_rescale.h) divided by 2^left is
+ *
+ *     (v m + 2^(30-left) + [e > 0] (2^(30-left+e) - [v < 0] 2^(31-left))) >> d,
+ *
+ * and with m = mh 2^d + ml that is v mh + ((v ml + ...) >> d): two 32-bit
+ * products instead of 64-bit ones, exact while 8 <= d <= 22 (v mh and
+ * v ml + ... then fit in 31 bits), which TFLite's int8 ADD always is.  The
+ * offset is folded into the constants: c0 here, offset * mh into the sum's
+ * constant.  `linear`: ml = 0 and e = 0 (the larger-scale input's
+ * multiplier of exactly one half), the value is x * mh plus a constant.
+ * Returns 0 (the caller takes the full rescales) outside that range. */
+typedef struct {
+    int32_t mh, ml, c0, neg_at, corr, d, linear;
+} trt_add_split;
+
+TRT_INLINE int trt_add_split_make(int32_t offset, int32_t left, int32_t mult,
+                                  int32_t shift, trt_add_split *s,
+                                  int32_t *sum_const) {
+    const int32_t e = -shift, d = 31 - left + e;
+    if (shift > 0 || left < 0 || left > 23 || d < 8 || d > 22 ||
+        offset < -255 || offset > 255) {
+        return 0;
+    }
+    s->mh = mult >> d;
+    s->ml = mult & ((1 << d) - 1);
+    s->c0 = offset * s->ml + (1 << (30 - left)) + (e ? 1 << (30 - left + e) : 0);
+    s->neg_at = -offset; /* x + offset < 0 */
+    s->corr = e ? 1 << (31 - left) : 0;
+    s->d = d;
+    s->linear = s->ml == 0 && e == 0;
+    *sum_const += offset * s->mh + (s->linear ? s->c0 >> d : 0);
+    return 1;
+}
+
 #endif /* TRT_UKERNELS_H */

@@ -242,8 +242,64 @@ TRT_AVX2 static void dw_pixel(const int8_t *const *x, int32_t taps,
     }
 }
 
+/* One input of ADD on eight lanes: trt_add_split (trt_ukernels.h). */
+typedef struct {
+    __m256i mh, ml, c0, neg_at, corr;
+    __m128i d;
+    int linear;
+} trt_add_in8;
+
+TRT_AVX2 static int add_in8_make(int32_t offset, int32_t left, int32_t mult, int32_t shift,
+                                 trt_add_in8 *in, int32_t *sum_const) {
+    trt_add_split a;
+    if (!trt_add_split_make(offset, left, mult, shift, &a, sum_const)) {
+        return 0;
+    }
+    in->mh = _mm256_set1_epi32(a.mh);
+    in->ml = _mm256_set1_epi32(a.ml);
+    in->c0 = _mm256_set1_epi32(a.c0);
+    in->neg_at = _mm256_set1_epi32(a.neg_at);
+    in->corr = _mm256_set1_epi32(a.corr);
+    in->d = _mm_cvtsi32_si128(a.d);
+    in->linear = a.linear;
+    return 1;
+}
+
+TRT_AVX2 static inline __m256i add_in8_apply(__m256i x, const trt_add_in8 *in) {
+    if (in->linear) {
+        return _mm256_mullo_epi32(x, in->mh);
+    }
+    __m256i b = _mm256_add_epi32(_mm256_mullo_epi32(x, in->ml), in->c0);
+    b = _mm256_sub_epi32(b, _mm256_and_si256(_mm256_cmpgt_epi32(in->neg_at, x), in->corr));
+    return _mm256_add_epi32(_mm256_mullo_epi32(x, in->mh), _mm256_sra_epi32(b, in->d));
+}
+
+/* ADD: TFLite's AddFunc (trt_add_one) on eight lanes.  The usual int8 case
+ * rescales the inputs with trt_add_split's two 32-bit products and the sum
+ * with the output's terms made once; other shifts take the three full
+ * gemmlowp rescales. */
 TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
                          const int8_t *y, int32_t n, int8_t *out) {
+    const __m256i offset = _mm256_set1_epi32(p->output_offset);
+    const __m256i lo = _mm256_set1_epi32(p->act_min);
+    const __m256i hi = _mm256_set1_epi32(p->act_max);
+    trt_add_in8 in1, in2;
+    int32_t k = 0;
+    if (add_in8_make(p->input1_offset, p->left_shift, p->input1_multiplier, p->input1_shift, &in1, &k) &&
+        add_in8_make(p->input2_offset, p->left_shift, p->input2_multiplier, p->input2_shift, &in2, &k)) {
+        const trt_rq8 co = rq8_make(_mm256_set1_epi32(k), _mm256_set1_epi32(p->output_multiplier),
+                                    _mm256_set1_epi32(p->output_shift));
+        int32_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256i a = add_in8_apply(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + i))), &in1);
+            const __m256i b = add_in8_apply(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(y + i))), &in2);
+            store8(rq8_apply(_mm256_add_epi32(a, b), &co), offset, lo, hi, out + i);
+        }
+        for (; i < n; ++i) {
+            out[i] = trt_add_one(p, x[i], y[i]);
+        }
+        return;
+    }
     const __m256i off1 = _mm256_set1_epi32(p->input1_offset);
     const __m256i off2 = _mm256_set1_epi32(p->input2_offset);
     const __m128i left = _mm_cvtsi32_si128(p->left_shift);
@@ -253,9 +309,6 @@ TRT_AVX2 static void add(const trt_binary_params *p, const int8_t *x,
     const __m256i s2 = _mm256_set1_epi32(p->input2_shift);
     const __m256i mo = _mm256_set1_epi32(p->output_multiplier);
     const __m256i so = _mm256_set1_epi32(p->output_shift);
-    const __m256i offset = _mm256_set1_epi32(p->output_offset);
-    const __m256i lo = _mm256_set1_epi32(p->act_min);
-    const __m256i hi = _mm256_set1_epi32(p->act_max);
     int32_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256i a = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + i)));

@@ -317,42 +317,27 @@ TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int3
     }
 }
 
-/* One input of ADD on sixteen lanes.  TFLite rescales x + offset (at most
- * 255 in magnitude) shifted left by `left` (20 for int8) with a multiplier
- * below one half; with D = 31 - left + e, e = -shift, the floor form of
- * trt_avx512_rescale.h divided by 2^left is
- *
- *     (v m + 2^(30-left) + 2^(30-left+e) - [v < 0] 2^(31-left)) >> D,
- *
- * and with m = mh 2^D + ml that is v mh + ((v ml + ...) >> D): two 32-bit
- * products instead of 64-bit ones, exact while 8 <= D <= 22 (v mh and
- * v ml + ... then fit in 31 bits).  The offset is folded into the
- * constants: c0 here, offset * mh into the sum's constant.  With shift 0
- * the divide is the identity: (v m + 2^(30-left)) >> (31 - left). */
+/* One input of ADD on sixteen lanes: trt_add_split (trt_ukernels.h) in
+ * vectors. */
 typedef struct {
     __m512i mh, ml, c0, neg_at, corr;
     __m128i d;
-    int linear; /* ml = 0 and shift 0: the value is x * mh + a constant */
+    int linear;
 } trt_add_in;
 
 TRT_VNNI static int add_in_make(int32_t offset, int32_t left, int32_t mult, int32_t shift,
                                 trt_add_in *in, int32_t *sum_const) {
-    const int32_t e = -shift, d = 31 - left + e;
-    if (shift > 0 || left < 0 || left > 23 || d < 8 || d > 22 || offset < -255 || offset > 255) {
+    trt_add_split a;
+    if (!trt_add_split_make(offset, left, mult, shift, &a, sum_const)) {
         return 0;
     }
-    const int32_t mh = mult >> d, ml = mult & ((1 << d) - 1);
-    /* shift 0 (the larger input's multiplier of one half): one rounding,
-     * no 2^(30-left+e) term and no sign correction */
-    const int32_t c0 = offset * ml + (1 << (30 - left)) + (e ? 1 << (30 - left + e) : 0);
-    in->mh = _mm512_set1_epi32(mh);
-    in->ml = _mm512_set1_epi32(ml);
-    in->c0 = _mm512_set1_epi32(c0);
-    in->neg_at = _mm512_set1_epi32(-offset); /* x + offset < 0 */
-    in->corr = _mm512_set1_epi32(e ? 1 << (31 - left) : 0);
-    in->d = _mm_cvtsi32_si128(d);
-    in->linear = ml == 0 && e == 0;
-    *sum_const += offset * mh + (in->linear ? c0 >> d : 0);
+    in->mh = _mm512_set1_epi32(a.mh);
+    in->ml = _mm512_set1_epi32(a.ml);
+    in->c0 = _mm512_set1_epi32(a.c0);
+    in->neg_at = _mm512_set1_epi32(a.neg_at);
+    in->corr = _mm512_set1_epi32(a.corr);
+    in->d = _mm_cvtsi32_si128(a.d);
+    in->linear = a.linear;
     return 1;
 }
 
