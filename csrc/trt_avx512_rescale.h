@@ -7,52 +7,9 @@
 #ifndef TRT_AVX512_RESCALE_H
 #define TRT_AVX512_RESCALE_H
 
-/* gemmlowp MultiplyByQuantizedMultiplier on sixteen lanes: the per-channel
- * terms (made once per tile and channel block) and their use on each row. */
-typedef struct {
-    __m512i bias, mult, mult_odd, left, right, mask, half;
-} trt_rq16;
-
-TRT_VNNI_INLINE trt_rq16 rq16_load(const int32_t *bias, const int32_t *mult,
-                                   const int32_t *shift) {
-    const __m512i zero = _mm512_setzero_si512();
-    const __m512i one = _mm512_set1_epi32(1);
-    const __m512i sh = _mm512_loadu_si512(shift);
-    trt_rq16 c;
-    c.bias = _mm512_loadu_si512(bias);
-    c.mult = _mm512_loadu_si512(mult);
-    c.mult_odd = _mm512_srli_epi64(c.mult, 32);
-    c.left = _mm512_max_epi32(sh, zero);
-    c.right = _mm512_max_epi32(_mm512_sub_epi32(zero, sh), zero);
-    c.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, c.right), one);
-    c.half = _mm512_srai_epi32(c.mask, 1);
-    return c;
-}
-
-/* As the AVX2 table's rq8_apply: the wrapping left shift of v + bias; the
- * rounded high half of 2 v mult, (v mult + 2^30) >> 31, for even lanes
- * shifted down and for odd lanes shifted up by one (bits 31..62 of the
- * 64-bit sum land in the odd lane either way); the rounding divide by
- * 2^right, halves away from zero, with the sign moved into the remainder. */
-TRT_VNNI_INLINE __m512i rq16_apply(__m512i v, const trt_rq16 *c) {
-    const __m512i round = _mm512_set1_epi64(1LL << 30);
-    const __m512i one = _mm512_set1_epi32(1);
-    v = _mm512_sllv_epi32(_mm512_add_epi32(v, c->bias), c->left);
-    const __m512i even = _mm512_srli_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(v, c->mult), round), 31);
-    const __m512i odd = _mm512_slli_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), c->mult_odd), round), 1);
-    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-    const __m512i low = _mm512_and_si512(high, c->mask);
-    const __mmask16 negative = _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512());
-    const __m512i rem = _mm512_mask_sub_epi32(low, negative, low, one);
-    const __m512i q = _mm512_srav_epi32(high, c->right);
-    return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, c->half), q, one);
-}
-
-/* The same result in fewer operations, for the GEMM and depthwise
- * epilogues: the bias is already in the accumulator and the zero point is
- * folded into a 64-bit constant.  With P = (acc << left) * mult (64-bit,
+/* gemmlowp MultiplyByQuantizedMultiplier plus the zero point on sixteen
+ * lanes, as every kernel of the table needs it: the bias is already in the
+ * accumulator and the zero point is folded into a 64-bit constant.  With P = (acc << left) * mult (64-bit,
  * exact) and e = -shift > 0, gemmlowp's two roundings (the rounded doubling
  * high half, then the rounding divide by 2^e, halves away from zero) are one
  * floor:
@@ -64,10 +21,11 @@ TRT_VNNI_INLINE __m512i rq16_apply(__m512i v, const trt_rq16 *c) {
  * negative value away from zero; for shift >= 0 it is (P + 2^30) >> 31).
  * Then + zp = (P + K + zp 2^(31+e)) >> (31+e) while that sum fits in 64
  * bits (31 + e <= 54).  Sixteen lanes: vpmuldq on the even and the odd
- * channels, the constant, the sign correction (vpmovq2m, a masked
- * subtract), an arithmetic shift of each quadword, the two halves merged:
- * 12 operations where rq16_apply takes 16 and store16 adds the zero point.
- * Checked bit for bit against the portable table by tests/c/ukernel_diff.c. */
+ * channels, the constant, the sign correction (a compare into a mask, a
+ * masked subtract), an arithmetic shift of each quadword, the two halves
+ * merged: 12 operations, where gemmlowp's two roundings done one after the
+ * other took 16 and the zero point one more.  Checked bit for bit against
+ * the portable table by tests/c/ukernel_diff.c. */
 typedef struct {
     __m512i mult, mult_odd;       /* Q31 multipliers, even lanes / odd lanes */
     __m512i k_even, k_odd;        /* 2^30 [+ 2^(30+e)] [+ zp 2^(31+e)]      */
@@ -137,6 +95,15 @@ TRT_VNNI_INLINE trt_rq16f rq16f_table(const int64_t *t, int32_t act_min, int32_t
     c.lo = _mm512_set1_epi8((char)act_min);
     c.hi = _mm512_set1_epi8((char)act_max);
     return c;
+}
+
+/* The constants of 16-channel block `block`: from the plan-time table when
+ * the plan made one (rescale_k4; NULL otherwise), else from the per-channel
+ * multipliers and shifts. */
+TRT_VNNI_INLINE trt_rq16f rq16f_block(const int64_t *table, const int32_t *mult, const int32_t *shift,
+                                      int64_t block, int32_t zp, int32_t act_min, int32_t act_max) {
+    return table ? rq16f_table(table + block * 48, act_min, act_max)
+                 : rq16f_load(mult + block * 16, shift + block * 16, zp, act_min, act_max);
 }
 
 /* acc (bias included) -> requantised value + zero point, sixteen lanes. */

@@ -94,6 +94,11 @@ TRT_VNNI_INLINE int32_t load4(const uint8_t *p) {
     return v;
 }
 
+/* The requantisation of the GEMM's 16-channel block b. */
+TRT_VNNI_INLINE trt_rq16f k4_rescale(const trt_gemm_k4 *g, int32_t b) {
+    return rq16f_block(g->rescale, g->mult, g->shift, b, g->out_offset, g->act_min, g->act_max);
+}
+
 /* The tiles: one function per shape, from a template included once per
  * (MR rows, NB 16-channel blocks); TRT_K4_ROW 1 is the single-row kernel. */
 #define TRT_K4_NAME_(mr, nb) tile_##mr##x##nb
@@ -142,39 +147,64 @@ TRT_VNNI_INLINE int32_t load4(const uint8_t *p) {
 typedef void (*trt_k4_tile_fn)(const trt_gemm_k4 *, const uint8_t *const *, int32_t,
                                int32_t, int32_t, int8_t *const *);
 
-/* Sixteen rows at a constant distance xs (the pixels of one output row in
- * an unsigned image, pointwise pixels, FULLY_CONNECTED's row buffer), one
- * 16-channel block.  tile_16x1 keeps sixteen row pointers, which do not fit
- * the general registers beside the loop's own (the compiler parks them in
- * vector registers and moves them back every k step); here four bases and
- * three offsets address all sixteen rows. */
-TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int32_t b,
-                                int8_t *const *out) {
+/* The multiply-adds of sixteen rows at a constant distance xs (the pixels
+ * of one output row in an unsigned image, pointwise pixels, FULLY_CONNECTED's
+ * row buffer) into acc, one 16-channel block of weights from wb.  The
+ * general tiles keep sixteen row pointers, which do not fit the general
+ * registers beside the loop's own (the compiler parks them in vector
+ * registers and moves them back every k step); here four bases and three
+ * offsets address all sixteen rows.  pair (a constant): at most eight
+ * channels, lanes 0-7 take row 2j and lanes 8-15 row 2j + 1 (a broadcast,
+ * then a masked broadcast over the upper half) with the weights of
+ * channels 0-7 in both halves: acc[0..7] only, half the multiply-adds. */
+TRT_VNNI_INLINE void strided_madds(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, const int8_t *wb,
+                                   __m512i *acc, const int pair) {
     const int32_t k4 = (g->k + 3) / 4;
-    const int8_t *wb = g->w + (int64_t)b * k4 * 64;
     const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
     const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
+    for (int32_t s = 0; s < g->segs; ++s) {
+        const uint8_t *p0 = x0 + (int64_t)s * g->seg_stride;
+        const uint8_t *p1 = p0 + 4 * xs, *p2 = p0 + 8 * xs, *p3 = p0 + 12 * xs;
+        for (int32_t i = 0; i < seg4; ++i, p0 += 4, p1 += 4, p2 += 4, p3 += 4, wb += 64) {
+            const uint8_t *base[4] = {p0, p1, p2, p3};
+            if (pair) {
+                const __m512i w = low_twice(_mm512_loadu_si512(wb));
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q) { /* rows 4q, 4q + 1 and 4q + 2, 4q + 3 */
+                    const __m512i v0 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q])), 0xFF00,
+                                                              load4(base[q] + o1));
+                    const __m512i v1 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q] + o2)), 0xFF00,
+                                                              load4(base[q] + o3));
+                    acc[2 * q] = _mm512_dpbusd_epi32(acc[2 * q], v0, w);
+                    acc[2 * q + 1] = _mm512_dpbusd_epi32(acc[2 * q + 1], v1, w);
+                }
+            } else {
+                const __m512i w = _mm512_loadu_si512(wb);
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q) {
+                    acc[4 * q] = _mm512_dpbusd_epi32(acc[4 * q], _mm512_set1_epi32(load4(base[q])), w);
+                    acc[4 * q + 1] =
+                        _mm512_dpbusd_epi32(acc[4 * q + 1], _mm512_set1_epi32(load4(base[q] + o1)), w);
+                    acc[4 * q + 2] =
+                        _mm512_dpbusd_epi32(acc[4 * q + 2], _mm512_set1_epi32(load4(base[q] + o2)), w);
+                    acc[4 * q + 3] =
+                        _mm512_dpbusd_epi32(acc[4 * q + 3], _mm512_set1_epi32(load4(base[q] + o3)), w);
+                }
+            }
+        }
+    }
+}
+
+/* Sixteen strided rows (strided_madds), one 16-channel block. */
+TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int32_t b,
+                                int8_t *const *out) {
     const __m512i bias = _mm512_loadu_si512(g->bias + b * 16);
     __m512i acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; ++r) {
         acc[r] = bias;
     }
-    for (int32_t s = 0; s < g->segs; ++s) {
-        const uint8_t *p0 = x0 + (int64_t)s * g->seg_stride;
-        const uint8_t *p1 = p0 + 4 * xs, *p2 = p0 + 8 * xs, *p3 = p0 + 12 * xs;
-        for (int32_t i = 0; i < seg4; ++i, p0 += 4, p1 += 4, p2 += 4, p3 += 4, wb += 64) {
-            const __m512i w = _mm512_loadu_si512(wb);
-            const uint8_t *base[4] = {p0, p1, p2, p3};
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; ++q) {
-                acc[4 * q] = _mm512_dpbusd_epi32(acc[4 * q], _mm512_set1_epi32(load4(base[q])), w);
-                acc[4 * q + 1] = _mm512_dpbusd_epi32(acc[4 * q + 1], _mm512_set1_epi32(load4(base[q] + o1)), w);
-                acc[4 * q + 2] = _mm512_dpbusd_epi32(acc[4 * q + 2], _mm512_set1_epi32(load4(base[q] + o2)), w);
-                acc[4 * q + 3] = _mm512_dpbusd_epi32(acc[4 * q + 3], _mm512_set1_epi32(load4(base[q] + o3)), w);
-            }
-        }
-    }
+    strided_madds(g, x0, xs, g->w + (int64_t)b * ((g->k + 3) / 4) * 64, acc, 0);
     const int32_t oc = b * 16;
     const __mmask16 keep = (__mmask16)(g->n - oc >= 16 ? 0xFFFF : (1u << (g->n - oc)) - 1);
     if (g->scale) {
@@ -187,9 +217,7 @@ TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t
         }
         return;
     }
-    const trt_rq16f c = g->rescale ? rq16f_table(g->rescale + b * 48, g->act_min, g->act_max)
-                                   : rq16f_load(g->mult + oc, g->shift + oc, g->out_offset, g->act_min,
-                                                g->act_max);
+    const trt_rq16f c = k4_rescale(g, b);
     int adjacent = keep == 0xFFFF;
     for (int r = 1; r < 16 && adjacent; ++r) {
         adjacent = out[r] == out[r - 1] + 16;
@@ -208,43 +236,19 @@ TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t
     }
 }
 
-/* Sixteen rows at a constant distance xs, at most eight channels (a first
- * convolution of eight filters): lanes 0-7 take row 2j and lanes 8-15 row
- * 2j + 1 (a broadcast, then a masked broadcast over the upper half), with
- * the weights, bias and rescale of channels 0-7 copied to the upper lanes.
- * Half the multiply-adds and half the requantisations of tile_s16x1, whose
- * upper eight lanes would be padding. */
+/* Sixteen strided rows of at most eight channels, two rows a vector
+ * (strided_madds with pair): half the multiply-adds and half the
+ * requantisations of tile_s16x1, whose upper eight lanes would be padding.
+ * The bias and rescale of channels 0-7 are copied to the upper lanes. */
 TRT_VNNI static void tile_sp16(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int8_t *const *out) {
-    const int32_t k4 = (g->k + 3) / 4;
-    const int8_t *wb = g->w;
-    const int32_t seg4 = g->segs == 1 ? k4 : g->k / g->segs / 4;
-    const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
     const __m512i bias = low_twice(_mm512_loadu_si512(g->bias));
     __m512i acc[8];
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) {
         acc[j] = bias;
     }
-    for (int32_t s = 0; s < g->segs; ++s) {
-        const uint8_t *p0 = x0 + (int64_t)s * g->seg_stride;
-        const uint8_t *p1 = p0 + 4 * xs, *p2 = p0 + 8 * xs, *p3 = p0 + 12 * xs;
-        for (int32_t i = 0; i < seg4; ++i, p0 += 4, p1 += 4, p2 += 4, p3 += 4, wb += 64) {
-            const __m512i w = low_twice(_mm512_loadu_si512(wb));
-            const uint8_t *base[4] = {p0, p1, p2, p3};
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; ++q) {
-                /* rows 4q, 4q + 1 and 4q + 2, 4q + 3 */
-                const __m512i v0 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q])), 0xFF00,
-                                                          load4(base[q] + o1));
-                const __m512i v1 = _mm512_mask_set1_epi32(_mm512_set1_epi32(load4(base[q] + o2)), 0xFF00,
-                                                          load4(base[q] + o3));
-                acc[2 * q] = _mm512_dpbusd_epi32(acc[2 * q], v0, w);
-                acc[2 * q + 1] = _mm512_dpbusd_epi32(acc[2 * q + 1], v1, w);
-            }
-        }
-    }
-    trt_rq16f c = g->rescale ? rq16f_table(g->rescale, g->act_min, g->act_max)
-                             : rq16f_load(g->mult, g->shift, g->out_offset, g->act_min, g->act_max);
+    strided_madds(g, x0, xs, g->w, acc, 1);
+    trt_rq16f c = k4_rescale(g, 0);
     rq16f_low_twice(&c);
     const int32_t n = g->n;
     int adjacent = n == 8;
@@ -410,10 +414,12 @@ TRT_VNNI static void add(const trt_binary_params *p, const int8_t *x,
         }
         return;
     }
+    /* other shifts: the three rescales in full (rq16f with a zero point of
+     * 0 for the inputs) */
     const __m512i off1 = _mm512_set1_epi32(p->input1_offset);
     const __m512i off2 = _mm512_set1_epi32(p->input2_offset);
     const __m128i left = _mm_cvtsi32_si128(p->left_shift);
-    int32_t b0[16] = {0}, m1[16], s1[16], m2[16], s2[16], mo[16], so[16];
+    int32_t m1[16], s1[16], m2[16], s2[16], mo[16], so[16];
     for (int j = 0; j < 16; ++j) {
         m1[j] = p->input1_multiplier;
         s1[j] = p->input1_shift;
@@ -422,19 +428,16 @@ TRT_VNNI static void add(const trt_binary_params *p, const int8_t *x,
         mo[j] = p->output_multiplier;
         so[j] = p->output_shift;
     }
-    const trt_rq16 c1 = rq16_load(b0, m1, s1), c2 = rq16_load(b0, m2, s2);
-    const trt_rq16 co = rq16_load(b0, mo, so);
-    const __m512i offset = _mm512_set1_epi32(p->output_offset);
-    const __m512i lo = _mm512_set1_epi32(p->act_min);
-    const __m512i hi = _mm512_set1_epi32(p->act_max);
+    const trt_rq16f c1 = rq16f_load(m1, s1, 0, -128, 127), c2 = rq16f_load(m2, s2, 0, -128, 127);
+    const trt_rq16f co = rq16f_load(mo, so, p->output_offset, p->act_min, p->act_max);
     for (int32_t i = 0; i < n; i += 16) {
         const __mmask16 keep = (__mmask16)(n - i >= 16 ? 0xFFFF : (1u << (n - i)) - 1);
         __m512i a = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, x + i));
         __m512i b = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(keep, y + i));
         a = _mm512_sll_epi32(_mm512_add_epi32(a, off1), left);
         b = _mm512_sll_epi32(_mm512_add_epi32(b, off2), left);
-        const __m512i sum = _mm512_add_epi32(rq16_apply(a, &c1), rq16_apply(b, &c2));
-        store16(rq16_apply(sum, &co), offset, lo, hi, out + i, keep);
+        const __m512i sum = _mm512_add_epi32(rq16f_apply(a, &c1), rq16f_apply(b, &c2));
+        rq16f_store(rq16f_apply(sum, &co), &co, out + i, keep);
     }
 }
 

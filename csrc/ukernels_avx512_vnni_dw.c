@@ -184,10 +184,8 @@ TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, con
                 w[ky] = ky < kh ? _mm512_loadu_si512(p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4)
                                 : _mm512_setzero_si512();
             }
-            trt_rq16f rq = p->rescale_k4
-                               ? rq16f_table(p->rescale_k4 + (int64_t)b * 48, p->act_min, p->act_max)
-                               : rq16f_load(p->multiplier + c0, p->shift + c0, p->output_offset,
-                                            p->act_min, p->act_max);
+            trt_rq16f rq = rq16f_block(p->rescale_k4, p->multiplier, p->shift, b, p->output_offset,
+                                       p->act_min, p->act_max);
             __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
             const int64_t at = (int64_t)b * 64;
             if (pair) {

@@ -83,12 +83,10 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
         }
     }
     const int32_t rows = TRT_MIN(MR, m - r0);
-    if (NB == 4 && !g->scale && g->rescale && g->n - b * 16 >= 64) {
+    if (NB == 4 && !g->scale && g->n - b * 16 >= 64) {
         /* a row's four blocks are 64 adjacent outputs: one store each */
-        const trt_rq16f c0 = rq16f_table(g->rescale + b * 48, g->act_min, g->act_max);
-        const trt_rq16f c1 = rq16f_table(g->rescale + (b + 1) * 48, g->act_min, g->act_max);
-        const trt_rq16f c2 = rq16f_table(g->rescale + (b + 2) * 48, g->act_min, g->act_max);
-        const trt_rq16f c3 = rq16f_table(g->rescale + (b + 3) * 48, g->act_min, g->act_max);
+        const trt_rq16f c0 = k4_rescale(g, b), c1 = k4_rescale(g, b + 1);
+        const trt_rq16f c2 = k4_rescale(g, b + 2), c3 = k4_rescale(g, b + 3);
 #pragma GCC unroll 16
         for (int r = 0; r < MR; ++r) {
             if (r < rows) {
@@ -99,7 +97,7 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
         }
         return;
     }
-    if (NB == 2 && MR % 2 == 0 && !g->scale && g->rescale && g->n - b * 16 >= 32 && rows == MR) {
+    if (NB == 2 && MR % 2 == 0 && !g->scale && g->n - b * 16 >= 32 && rows == MR) {
         /* 32 channels: two rows' outputs are 64 adjacent bytes when the rows
          * are a layer's consecutive pixels (n == 32): one store a pair */
         int adjacent = 1;
@@ -107,8 +105,7 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
             adjacent = out[r0 + r] == out[r0 + r - 1] + 32;
         }
         if (adjacent) {
-            const trt_rq16f c0 = rq16f_table(g->rescale + b * 48, g->act_min, g->act_max);
-            const trt_rq16f c1 = rq16f_table(g->rescale + (b + 1) * 48, g->act_min, g->act_max);
+            const trt_rq16f c0 = k4_rescale(g, b), c1 = k4_rescale(g, b + 1);
 #pragma GCC unroll 8
             for (int r = 0; r + 1 < MR; r += 2) {
                 rq16f_store4(rq16f_apply(acc[0][r][0], &c0), rq16f_apply(acc[0][r][NB - 1], &c1),
@@ -134,9 +131,7 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
                 }
             }
         } else {
-            const trt_rq16f c = g->rescale ? rq16f_table(g->rescale + (b + j) * 48, g->act_min, g->act_max)
-                                           : rq16f_load(g->mult + oc, g->shift + oc, g->out_offset,
-                                                        g->act_min, g->act_max);
+            const trt_rq16f c = k4_rescale(g, b + j);
 #pragma GCC unroll 16
             for (int r = 0; r < MR; ++r) {
                 if (r < rows) {
