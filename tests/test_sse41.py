@@ -146,7 +146,7 @@ def check_run(stdout: str, returncode: int, expect_tables: set[int], cases: int)
         assert table not in (AVX2, AVX512_VNNI, AVX_VNNI) or {"dw_run", "gemm_seg"} <= set(got), where
         assert (VNNI_KERNELS <= set(got)) == (table in (AVX512_VNNI, AVX_VNNI)), where
         assert table != SSE41 or "dw_run" in got, where
-        assert ("widen3_u8" in got) == (table == AVX512_VNNI), where
+        assert ("widen3_u8" in got) == (table in (AVX512_VNNI, AVX_VNNI)), where
         for kernel, (n, mismatches) in got.items():
             assert n > 0, f"table {table} {kernel}: no cases\n{where}"
             assert mismatches == 0, f"table {table} {kernel}: {mismatches} of {n} differ\n" + "\n".join(run.details)

@@ -1,6 +1,6 @@
 """The x86-64 VNNI tables (csrc/ukernels_avx512_vnni*.c, csrc/ukernels_avx_vnni.c):
-the GEMM of CONV_2D and FULLY_CONNECTED and (AVX-512) DEPTHWISE_CONV_2D on
-vpdpbusd give the portable bits.
+the GEMM of CONV_2D and FULLY_CONNECTED and DEPTHWISE_CONV_2D on vpdpbusd
+give the portable bits.
 
 Their kernels are checked entry by entry against the portable table by
 tests/c/ukernel_diff.c (tests/test_sse41.py runs it natively); here they run
@@ -122,14 +122,15 @@ def test_conv2d_exact(name: str, case: OpCase) -> None:
     assert_matches(case, run_c(case))
 
 
+@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni"])
 @exact_settings(200)
 @given(case=depthwise_cases())
-def test_depthwise_conv2d_exact(case: OpCase) -> None:
-    """The AVX-512 table's depthwise kernel (tap rows of four kx per lane,
-    in place too) on every geometry the strategy draws; AVX-VNNI runs AVX2's."""
-    if "avx512-vnni" not in isa.available():
-        pytest.skip("the CPU has no AVX-512 VNNI")
-    case = _under(case, "avx512-vnni")
+def test_depthwise_conv2d_exact(name: str, case: OpCase) -> None:
+    """Each VNNI table's depthwise kernel (tap rows of four kx per lane, in
+    place too) on every geometry the strategy draws."""
+    if name not in isa.available():
+        pytest.skip(f"the CPU has no {name}")
+    case = _under(case, name)
     assert_matches(case, run_c(case))
 
 
