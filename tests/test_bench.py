@@ -59,12 +59,43 @@ def test_bench_smoke(tmp_path: Path) -> None:
                 assert res["reason"], name
         tinyrt = m["contenders"]["tinyrt"]
         assert tinyrt["status"] == "ok", tinyrt["reason"]
+        assert m["tinyrt_isa"] == best_isa()
         if HAVE_LITERT:  # without LiteRT there is no BUILTIN_REF to agree with
             assert m["contenders"]["ref"]["status"] == "ok", m["contenders"]["ref"]["reason"]
             assert m["reference"] == "ref"
             assert m["ratios"]["ref"] > 0
             assert tinyrt["max_diff_lsb"] == 0  # bit-exact with TFLite's reference kernels
             assert m["contenders"]["ref"]["max_diff_lsb"] == 0
+
+
+def best_isa() -> str:
+    sys.path.insert(0, str(REPO))
+    from runtime import isa
+
+    return isa.best()
+
+
+def test_bench_isa_selects_tinyrts_kernel_table(tmp_path: Path) -> None:
+    """--isa runs tinyrt on the named kernel table (the plan made for it),
+    says so, and its outputs are still BUILTIN_REF's; a table the CPU lacks
+    is an n/a with the reason, not a crash."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(BENCH), "--models", "kws", "--contenders", "tinyrt,ref", "--repeat", "2",
+           "--rounds", "1", "--isa", "portable", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "tinyrt kernel table: portable" in proc.stdout
+    (m,) = json.loads(out.read_text())["models"]
+    assert m["tinyrt_isa"] == "portable"
+    assert m["contenders"]["tinyrt"]["status"] == "ok"
+    if HAVE_LITERT:
+        assert m["contenders"]["tinyrt"]["max_diff_lsb"] == 0
+    missing = "neon" if best_isa() not in ("neon", "neon-dotprod") else "avx2"
+    cmd = [sys.executable, str(BENCH), "--models", "hello_world", "--contenders", "tinyrt", "--repeat", "2",
+           "--rounds", "1", "--isa", missing]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"cannot run tinyrt's {missing} kernels" in proc.stdout
 
 
 def test_bench_rejects_unknown_names() -> None:

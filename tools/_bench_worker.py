@@ -9,9 +9,10 @@ interleave.  A process per contender keeps one runtime's threads, allocator
 state and caches from disturbing another's timings.
 
 Commands (every answer has "ok"; a failure adds "reason"):
-  {"cmd": "load", "model": PATH, "inputs": NPZ, "n_outputs": K, "load_repeats": R}
+  {"cmd": "load", "model": PATH, "inputs": NPZ, "n_outputs": K, "load_repeats": R, "isa": NAME}
       load the model and the input sets (arrays s{set}_i{input} in NPZ);
-      tinyrt also answers load times, arena bytes and MACs
+      tinyrt selects the kernel table NAME (runtime.isa) first and also
+      answers load times, arena bytes, MACs and the table in use
   {"cmd": "outputs", "out": NPZ}   run every input set, save outputs as s{set}_o{output}
   {"cmd": "warmup", "seconds": S, "min_iters": N}   run untimed; answer the median ms seen
   {"cmd": "time", "n": N}          answer N per-inference times in ns (input set 0)
@@ -105,7 +106,7 @@ class Worker:
             self.inputs = [[np.ascontiguousarray(z[f"s{s}_i{i}"]) for i in range(n_inputs)] for s in range(n_sets)]
         answer: dict[str, Any] = {"ok": True}
         if self.contender == "tinyrt":
-            answer.update(self._load_tinyrt(path, int(cmd.get("load_repeats", 5))))
+            answer.update(self._load_tinyrt(path, int(cmd.get("load_repeats", 5)), str(cmd.get("isa", "best"))))
         elif self.contender in ("xnnpack", "builtin", "ref"):
             self.run = _litert_runner(path, self.contender)
         elif self.contender == "tflm":
@@ -114,10 +115,15 @@ class Worker:
             raise ValueError(f"unknown contender {self.contender!r}")
         return answer
 
-    def _load_tinyrt(self, path: str, repeats: int) -> dict[str, Any]:
+    def _load_tinyrt(self, path: str, repeats: int, table: str) -> dict[str, Any]:
         if str(REPO) not in sys.path:
             sys.path.insert(0, str(REPO))
         import runtime
+        from runtime import isa
+
+        # (before the load: the plan is made for the kernels that will run it)
+        if isa.select(table) != (isa.best() if table == "best" else table):
+            raise ValueError(f"this CPU cannot run tinyrt's {table} kernels (it has {', '.join(isa.available())})")
 
         # Each load reads the file, parses it and builds the plan: the cost a user pays.
         times = []
@@ -135,6 +141,7 @@ class Worker:
             "load_ns": times,
             "arena_bytes": int(getattr(model, "arena_bytes", -1)),
             "macs": int(plan.macs) if plan is not None else None,
+            "isa": isa.active(),
         }
 
     def outputs(self, cmd: dict[str, Any]) -> dict[str, Any]:

@@ -275,6 +275,7 @@ def bench_model(
         cmd = {"cmd": "load", "model": str(path), "inputs": str(inputs_npz), "n_outputs": n_outputs}
         if c == "tinyrt":
             cmd["load_repeats"] = args.load_repeats
+            cmd["isa"] = args.isa
         answer = _ask(workers[c], results[c], cmd)
         if answer is None:
             return
@@ -287,6 +288,7 @@ def bench_model(
                 "all": load_ms,
             }
             info["arena_bytes"] = answer["arena_bytes"]
+            info["tinyrt_isa"] = answer["isa"]
         out_npz = tmpdir / f"{alias}.{c}.out.npz"
         if _ask(workers[c], results[c], {"cmd": "outputs", "out": str(out_npz)}) is None:
             return
@@ -458,6 +460,9 @@ def report(results: list[dict[str, Any]], timed: list[str], args: argparse.Names
         f"host: {env.get('cpu', '?')}, {env.get('cpus')} CPUs, load avg {env.get('load_avg')}; python {env['python']}, "
         f"numpy {env['numpy']}, ai-edge-litert {env.get('ai-edge-litert')}, tflite-micro {env.get('tflite_micro')}"
     )
+    tables = sorted({info["tinyrt_isa"] for info in results if info.get("tinyrt_isa")})
+    if tables:
+        out.append(f"tinyrt kernel table: {', '.join(tables)}")
     rep = f"{args.repeat} per round" if args.repeat else f"~{args.budget_ms:g} ms per contender per round"
     out.append(
         f"{args.rounds} interleaved rounds, {rep}, warm-up {args.warmup:g} s; ratio = peer / tinyrt (>1 means tinyrt faster)"
@@ -590,6 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
         "operator cut out of the model on LiteRT + XNNPACK",
     )
     p.add_argument("--threads", type=int, default=1, help="threads for tinyrt's per-layer run (default 1)")
+    p.add_argument(
+        "--isa",
+        default="best",
+        help="tinyrt's kernel table (runtime.isa: portable, sse41, avx2, avx-vnni, avx512-vnni, neon, ...; "
+        "default the best this CPU runs), for both the whole-model and the per-layer runs",
+    )
     return p
 
 
@@ -644,10 +655,12 @@ def per_layer_report(models: list[tuple[str, Path]], args: argparse.Namespace) -
     beside it the same operator alone on LiteRT + XNNPACK."""
     import numpy as np
 
+    from runtime import isa
     from runtime.backends.c import CModel
     from runtime.graph import parse_model
     from runtime.profile import format_layers, profile_layers
 
+    isa.select(args.isa)
     blocks = []
     for alias, path in models:
         try:
