@@ -12,6 +12,11 @@ FULLY_CONNECTED steps of 16,384 MACs lost (0.8-1.0x) and of 81,920 gained
 only 1.2x at the step and nothing over the whole ad01 model.  With the
 thresholds below, whole models, two threads vs one, interleaved: kws 1.74x,
 vww 1.46x, resnet 1.66x, ad01 0.96x (no step splits: it stays on one thread).
+Checked again on whole models on a 2-vCPU Intel Xeon (`python
+tools/calibrate_threads.py --sweep 5000,10000,20000,40000`, two threads vs
+one): 10,000 was the best or level with it on kws, vww and resnet (1.26x,
+1.31x, 1.32x; 40,000 gave 1.08x, 1.18x, 1.29x).  A plan in which no step
+splits (ad01) runs on the caller's thread, not through the pool.
 Re-run the tool on an idle Pi 4/5 before trusting these there.
 """
 

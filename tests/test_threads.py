@@ -84,3 +84,44 @@ def test_calibration_tool_times_every_splittable_step():
         # (the times are printed to 0.01 us: compare loosely)
         assert t1 > 0 and t2 > 0 and speedup == pytest.approx(t1 / t2, rel=0.05, abs=0.02)
     assert "MIN_MACS_PER_PART" in out.stdout or "no step size gains" in out.stdout
+
+
+def test_a_plan_with_nothing_to_split_runs_on_the_callers_thread():
+    """num_threads=2 on ad01 (no FULLY_CONNECTED step is large enough to
+    split) runs like one thread, without the pool's start and finish; kws,
+    whose convolutions split, goes through the pool.  Same bytes either way."""
+    rng = np.random.default_rng(11)
+    for name, splits in (("ad01_int8", False), ("kws_ref_model", True)):
+        one = runtime.load(model_path(name), backend="c")
+        two = runtime.load(model_path(name), backend="c", num_threads=2)
+        parts = [int(two.plan.c_plan.steps[i].parts) for i in range(len(two.plan.steps))]
+        assert (max(parts) > 1) is splits
+        assert (two._run_pool is not None) is splits and two._pool is not None
+        for _ in range(3):
+            x = rng.integers(-128, 128, size=one.inputs[0].shape, dtype=np.int8)
+            np.testing.assert_array_equal(two.run(x)[0], one.run(x)[0])
+
+
+def test_calibration_sweep_times_whole_models_per_candidate():
+    """--sweep: one row per model, its one-thread time and a two-thread
+    speed-up per candidate threshold; the thresholds are put back after."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "calibrate_threads.py"), "--models", "ad01,kws",
+         "--rounds", "2", "--sweep", "10000,40000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "by MIN_MACS_PER_PART of CONV_2D and DEPTHWISE_CONV_2D (now 10,000)" in out.stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines() if line.split()[:1] in (["ad01"], ["kws"])}
+    assert set(rows) == {"ad01", "kws"}
+    for cells in rows.values():
+        assert float(cells[0]) > 0 and len(cells) == 3
+        assert all(float(c.rstrip("x")) > 0 for c in cells[1:])
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "calibrate_threads.py"), "--sweep", "ten"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert bad.returncode != 0 and "whole numbers" in bad.stderr

@@ -61,15 +61,19 @@ class CModel(Model):
         self._c_plan = self.plan.c_plan
         # num_threads > 1: a pool of POSIX threads splits the large steps.
         self.num_threads = num_threads
-        self._pool = None
+        self._pool = self._run_pool = None
         if num_threads > 1:
             from ..threads import assign_parts
 
-            assign_parts(self.plan, num_threads)
+            split = any(n > 1 for n in assign_parts(self.plan, num_threads))
             pool = lib.trt_pool_create(num_threads)
             if pool == ffi.NULL:
                 raise TinyRTError(f"cannot start {num_threads} threads")
             self._pool = ffi.gc(pool, lib.trt_pool_destroy)
+            # A plan with no step large enough to split (ad01) runs on the
+            # caller's thread: the pool's start and finish cost ~0.2 us a
+            # call and bring nothing (the pool stays for per-step timing).
+            self._run_pool = self._pool if split else None
 
     def _view(self, index: int) -> np.ndarray:
         t = self.graph.tensors[index]
@@ -114,10 +118,11 @@ class CModel(Model):
             views = self._in_views
             for i in range(len(arrays)):
                 views[i][...] = arrays[i]  # any strides: numpy copies into the arena
-            if self._pool is None:
+            pool = self._run_pool
+            if pool is None:
                 status = _run_plan(self._c_plan, self._arena_ptr, self._failed)
             else:
-                status = _pool_run(self._pool, self._c_plan, self._arena_ptr, self._failed)
+                status = _pool_run(pool, self._c_plan, self._arena_ptr, self._failed)
             if status:
                 op = self.plan.step_ops[self._failed[0]]
                 raise TinyRTError(f"kernel failed with status {status} at operator {op}")
