@@ -61,6 +61,49 @@ TRT_AVX2 static inline __m256i requantize8(__m256i v, __m256i mult, __m256i shif
     return rq8_apply(v, &c);
 }
 
+/* The one-floor requantisation of the VNNI kernels (trt_avx512_rescale.h's
+ * rq16f, which has the arithmetic) on eight lanes, from the plan-time
+ * rescale_k4 table: for the usual right shifts, gemmlowp's rescale plus the
+ * output zero point is (v * M + K - [v < 0] 2^31) >> S, K and S from the
+ * table.  AVX2 has no 64-bit arithmetic shift, but S >= 32: the high dword
+ * of the 64-bit sum is its floor by 2^32, and a 32-bit arithmetic shift by
+ * S - 32 finishes it.  13 operations for 8 outputs, the zero point
+ * included, against rq8_apply's 17 and the add. */
+typedef struct {
+    __m256i mult, mult_odd, k_even, kneg_even, k_odd, kneg_odd, sh;
+} trt_rq8f;
+
+/* Channels 8 h .. 8 h + 7 of 16-channel block `block` of a rescale_k4
+ * table (tinyrt.h: per block six rows of eight int64). */
+TRT_AVX2 static inline trt_rq8f rq8f_load(const int64_t *table, int32_t block, int32_t h) {
+    const int64_t *t = table + (int64_t)block * 48 + 4 * h;
+    const __m256i two31 = _mm256_set1_epi64x(INT64_C(1) << 31);
+    trt_rq8f r;
+    r.mult = _mm256_loadu_si256((const __m256i *)t);
+    r.mult_odd = _mm256_loadu_si256((const __m256i *)(t + 8));
+    r.k_even = _mm256_loadu_si256((const __m256i *)(t + 16));
+    r.k_odd = _mm256_loadu_si256((const __m256i *)(t + 24));
+    r.kneg_even = _mm256_sub_epi64(r.k_even, two31);
+    r.kneg_odd = _mm256_sub_epi64(r.k_odd, two31);
+    const __m256i s = _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(t + 32)),
+                                         _mm256_slli_epi64(_mm256_loadu_si256((const __m256i *)(t + 40)), 32),
+                                         0xAA);
+    r.sh = _mm256_sub_epi32(s, _mm256_set1_epi32(32));
+    return r;
+}
+
+/* Requantised v plus the zero point (no clamp; always within int32). */
+TRT_AVX2 static inline __m256i rq8f_apply(__m256i v, const trt_rq8f *r) {
+    const __m256i sign = _mm256_srai_epi32(v, 31);
+    const __m256i even = _mm256_add_epi64(
+        _mm256_mul_epi32(v, r->mult),
+        _mm256_blendv_epi8(r->k_even, r->kneg_even, _mm256_shuffle_epi32(sign, 0xA0)));
+    const __m256i odd = _mm256_add_epi64(
+        _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r->mult_odd),
+        _mm256_blendv_epi8(r->k_odd, r->kneg_odd, _mm256_shuffle_epi32(sign, 0xF5)));
+    return _mm256_srav_epi32(_mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA), r->sh);
+}
+
 /* Eight int32 accumulators -> TFLite's double-precision FULLY_CONNECTED
  * rescale: round half away from zero of acc * scale (via trunc and the exact
  * fraction), the x86 int32 conversion (INT32_MIN out of range, as the

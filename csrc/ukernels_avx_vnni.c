@@ -64,41 +64,57 @@ TRT_AVXVNNI_INLINE int32_t load4(const uint8_t *p) {
 }
 
 /* A 16-channel block's output terms, made once for all the rows of a
- * block (per row they cost as much as a short k loop). */
+ * block (per row they cost as much as a short k loop): the one-floor
+ * rescale from the plan's rescale_k4 table where there is one, else the
+ * AVX2 table's, or the double one.  The accumulators start from the bias. */
 typedef struct {
+    trt_rq8f f0, f1;
     trt_rq8 c0, c1;
     __m256i offset, lo, hi;
+    int fast;
 } block_out;
 
-TRT_AVXVNNI_INLINE block_out block_terms(const trt_gemm_k4 *g, int32_t oc) {
+TRT_AVXVNNI_INLINE block_out block_terms(const trt_gemm_k4 *g, int32_t b) {
+    const int32_t oc = b * 16;
     block_out o;
     o.offset = _mm256_set1_epi32(g->out_offset);
     o.lo = _mm256_set1_epi32(g->act_min);
     o.hi = _mm256_set1_epi32(g->act_max);
-    if (!g->scale) {
-        o.c0 = rq8_load(g->bias + oc, g->mult + oc, g->shift + oc);
-        o.c1 = rq8_load(g->bias + oc + 8, g->mult + oc + 8, g->shift + oc + 8);
+    o.fast = !g->scale && g->rescale;
+    if (o.fast) {
+        o.f0 = rq8f_load(g->rescale, b, 0);
+        o.f1 = rq8f_load(g->rescale, b, 1);
+    } else if (!g->scale) {
+        const __m256i zero = _mm256_setzero_si256();
+        o.c0 = rq8_make(zero, _mm256_loadu_si256((const __m256i *)(g->mult + oc)),
+                        _mm256_loadu_si256((const __m256i *)(g->shift + oc)));
+        o.c1 = rq8_make(zero, _mm256_loadu_si256((const __m256i *)(g->mult + oc + 8)),
+                        _mm256_loadu_si256((const __m256i *)(g->shift + oc + 8)));
     }
     return o;
 }
 
-/* Sixteen accumulators (channels oc.. of one row) + bias, rescaled, plus
- * the zero point, clamped, the first `count` stored as bytes (a1 unused
- * when count <= 8). */
+/* Sixteen accumulators (channels oc.. of one row, bias included),
+ * rescaled, plus the zero point, clamped, the first `count` stored as bytes
+ * (a1 unused when count <= 8). */
 TRT_AVXVNNI_INLINE void finish16(__m256i a0, __m256i a1, const trt_gemm_k4 *g, const block_out *o,
                                  int32_t oc, int8_t *out, int32_t count) {
-    if (g->scale) {
-        a0 = rescale_f64x8(_mm256_add_epi32(a0, _mm256_loadu_si256((const __m256i *)(g->bias + oc))),
-                           g->scale + oc);
-        a1 = count <= 8 ? a0
-                        : rescale_f64x8(_mm256_add_epi32(a1, _mm256_loadu_si256((const __m256i *)(g->bias + oc + 8))),
-                                        g->scale + oc + 8);
+    if (o->fast) {
+        a0 = rq8f_apply(a0, &o->f0);
+        a1 = count <= 8 ? a0 : rq8f_apply(a1, &o->f1);
     } else {
-        a0 = rq8_apply(a0, &o->c0);
-        a1 = count <= 8 ? a0 : rq8_apply(a1, &o->c1);
+        if (g->scale) {
+            a0 = rescale_f64x8(a0, g->scale + oc);
+            a1 = count <= 8 ? a0 : rescale_f64x8(a1, g->scale + oc + 8);
+        } else {
+            a0 = rq8_apply(a0, &o->c0);
+            a1 = count <= 8 ? a0 : rq8_apply(a1, &o->c1);
+        }
+        a0 = _mm256_add_epi32(a0, o->offset);
+        a1 = _mm256_add_epi32(a1, o->offset);
     }
-    a0 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a0, o->offset), o->lo), o->hi);
-    a1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(a1, o->offset), o->lo), o->hi);
+    a0 = _mm256_min_epi32(_mm256_max_epi32(a0, o->lo), o->hi);
+    a1 = _mm256_min_epi32(_mm256_max_epi32(a1, o->lo), o->hi);
     /* packs works within 128-bit lanes: fix the order with a permute */
     const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a0, a1), 0xD8);
     store_first(_mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1)),
@@ -121,11 +137,13 @@ TRT_AVXVNNI_INLINE void tile(const trt_gemm_k4 *g, const uint8_t *const *x, int3
     const int32_t rows = TRT_MIN(R, m - r0);
     const uint8_t *xr[TRT_TILE_MAX];
     __m256i lo[TRT_TILE_MAX], hi[TRT_TILE_MAX];
+    const __m256i bias_lo = _mm256_loadu_si256((const __m256i *)(g->bias + b * 16));
+    const __m256i bias_hi = _mm256_loadu_si256((const __m256i *)(g->bias + b * 16 + 8));
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
         xr[r] = x[r0 + TRT_MIN(r, rows - 1)];
-        lo[r] = _mm256_setzero_si256();
-        hi[r] = lo[r];
+        lo[r] = bias_lo;
+        hi[r] = bias_hi;
     }
     for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
         const int64_t at = (int64_t)s * g->seg_stride;
@@ -161,6 +179,8 @@ TRT_AVXVNNI static void row_1(const trt_gemm_k4 *g, const uint8_t *x, int32_t b,
         lo[p] = _mm256_setzero_si256();
         hi[p] = lo[p];
     }
+    lo[0] = _mm256_loadu_si256((const __m256i *)(g->bias + b * 16));
+    hi[0] = _mm256_loadu_si256((const __m256i *)(g->bias + b * 16 + 8));
     for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
         const uint8_t *xs = x + (int64_t)s * g->seg_stride;
         int32_t i = 0;
@@ -182,7 +202,7 @@ TRT_AVXVNNI static void row_1(const trt_gemm_k4 *g, const uint8_t *x, int32_t b,
     }
     const __m256i a0 = _mm256_add_epi32(_mm256_add_epi32(lo[0], lo[1]), _mm256_add_epi32(lo[2], lo[3]));
     const __m256i a1 = _mm256_add_epi32(_mm256_add_epi32(hi[0], hi[1]), _mm256_add_epi32(hi[2], hi[3]));
-    const block_out o = block_terms(g, b * 16);
+    const block_out o = block_terms(g, b);
     finish16(a0, a1, g, &o, b * 16, out + b * 16, TRT_MIN(16, g->n - b * 16));
 }
 
@@ -194,7 +214,7 @@ TRT_AVXVNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, i
             row_1(g, x[0], b, out[0]);
             continue;
         }
-        const block_out o = block_terms(g, b * 16);
+        const block_out o = block_terms(g, b);
         /* (a call has up to TRT_K4_MR = 16 rows: 6 + 6 + 4 or 12 + 4, no
          * row computed twice) */
         const int both = g->n - b * 16 > 8;

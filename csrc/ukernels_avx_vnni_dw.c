@@ -9,9 +9,12 @@
  * and [kx 2 | kx 3]; a dword unpack, a dword permutation and an in-lane byte
  * shuffle give each channel's four taps together.
  *
- * The requantisation is the AVX2 table's (trt_avx2_rescale.h), then the
- * zero point and the activation range in 16 and 8 bits: saturating at each
- * narrowing step cannot change a result the int8 range clamps anyway.
+ * The requantisation is trt_avx2_rescale.h's rq8f (the AVX2 table's rq8
+ * where the plan has no rescale_k4 table), then the activation range in 8
+ * bits: saturating at each narrowing step cannot change a result the int8
+ * range clamps anyway (with rq8, whose zero point is added in 16 bits, the
+ * same holds unless requantised value + zero point overflows int32, which
+ * is undefined in the portable C and in TFLite's reference as well).
  */
 #include "trt_ukernels.h"
 
@@ -56,16 +59,28 @@ TRT_AVXVNNI static void tap_row(const trt_depthwise_conv2d_params *p, const int8
     }
 }
 
-/* A half block's output terms: rescale (with bias_k4 as its bias), zero
- * point, activation range. */
+/* A half block's output terms: its bias (the accumulators' start), the
+ * rescale (the one-floor rq8f from the plan's rescale_k4 table where there
+ * is one, with the zero point in it; else the AVX2 table's), the zero point
+ * and the activation range. */
 typedef struct {
+    __m256i bias;
+    trt_rq8f f;
     trt_rq8 rq;
     __m128i offset, lo, hi;
+    int fast;
 } half_out;
 
 TRT_AVXVNNI_INLINE half_out half_make(const trt_depthwise_conv2d_params *p, int32_t c0) {
     half_out h;
-    h.rq = rq8_load(p->bias_k4 + c0, p->multiplier + c0, p->shift + c0);
+    h.bias = _mm256_loadu_si256((const __m256i *)(p->bias_k4 + c0));
+    h.fast = p->rescale_k4 != 0;
+    if (h.fast) {
+        h.f = rq8f_load(p->rescale_k4, c0 / 16, (c0 / 8) & 1);
+    } else {
+        h.rq = rq8_make(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)(p->multiplier + c0)),
+                        _mm256_loadu_si256((const __m256i *)(p->shift + c0)));
+    }
     h.offset = _mm_set1_epi16((int16_t)p->output_offset);
     h.lo = _mm_set1_epi8((char)p->act_min);
     h.hi = _mm_set1_epi8((char)p->act_max);
@@ -74,6 +89,10 @@ TRT_AVXVNNI_INLINE half_out half_make(const trt_depthwise_conv2d_params *p, int3
 
 /* Eight accumulators -> eight int16 with the zero point added. */
 TRT_AVXVNNI_INLINE __m128i half_i16(__m256i acc, const half_out *h) {
+    if (h->fast) {
+        const __m256i v = rq8f_apply(acc, &h->f);
+        return _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    }
     const __m256i v = rq8_apply(acc, &h->rq);
     return _mm_adds_epi16(_mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)),
                           h->offset);
@@ -93,7 +112,7 @@ TRT_AVXVNNI_INLINE void block_run(const uint8_t *const *taps, int32_t kh, const 
                                   int32_t out_step, int32_t n) {
     for (int32_t ox = ox0; ox < ox1; ++ox) {
         const int64_t q = ox * cols + q0;
-        __m256i al = _mm256_setzero_si256(), ah = al;
+        __m256i al = hl->bias, ah = hh->bias;
         for (int32_t ky = 0; ky < kh; ++ky) {
             al = _mm256_dpbusd_avx_epi32(al, _mm256_load_si256((const __m256i *)(taps[ky] + q)), wl[ky]);
             if (n > 8) {

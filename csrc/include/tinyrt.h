@@ -77,7 +77,7 @@ typedef struct {
     const int32_t *bias_k4;
     int32_t k4_channels;
     /* Optional (NULL on microcontrollers, and where a channel's shift is
-     * not in [-23, -1]): the requantisation constants of the AVX-512 VNNI
+     * not in [-23, -1]): the requantisation constants of the VNNI
      * kernels, made at plan time.  Per 16-channel block, 48 int64 (six
      * 64-byte vectors): the 16 int32 multipliers; then for the 8 odd
      * channels their multipliers, and for the 8 even and the 8 odd channels
