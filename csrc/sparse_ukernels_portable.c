@@ -54,7 +54,8 @@ const trt_sparse_ukernels *trt_sparse_ukernels_active(void) {
      * feature test of its own. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     const int32_t isa = trt_ukernels_active()->isa;
-    if (isa == TRT_ISA_AVX2 || isa == TRT_ISA_AVX512_VNNI || isa == TRT_ISA_AVX_VNNI) {
+    if (isa == TRT_ISA_AVX2 || isa == TRT_ISA_AVX512_VNNI || isa == TRT_ISA_AVX_VNNI ||
+        isa == TRT_ISA_AMX) {
         return &trt_sparse_ukernels_avx2;
     }
 #endif

@@ -39,6 +39,14 @@ typedef struct {
     int32_t seg_stride;
 } trt_gemm_k4;
 
+/* The AMX-INT8 table (ukernels_amx.c) is built where its intrinsics and
+ * Linux's permission call exist. */
+#if defined(__x86_64__) && defined(__linux__) && \
+    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
+     (defined(__clang__) && __clang_major__ >= 12))
+#define TRT_HAVE_AMX 1
+#endif
+
 typedef struct {
     int32_t isa; /* trt_isa */
     /* Non-zero on hosts with a deep stack (not microcontrollers): a

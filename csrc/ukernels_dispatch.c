@@ -17,6 +17,16 @@ extern const trt_ukernels trt_ukernels_sse41;
 void trt_ukernels_avx512_vnni_over(trt_ukernels *t);
 void trt_ukernels_avx_vnni_over(trt_ukernels *t);
 static trt_ukernels avx512_vnni_table, avx_vnni_table;
+#ifdef TRT_HAVE_AMX
+/* AMX: the AVX-512 VNNI table with the tile GEMM over it (ukernels_amx.c) */
+int32_t trt_amx_usable(void);
+void trt_ukernels_amx_over(trt_ukernels *t);
+static trt_ukernels amx_table;
+static void amx_over(trt_ukernels *t) {
+    trt_ukernels_avx512_vnni_over(t);
+    trt_ukernels_amx_over(t);
+}
+#endif
 
 static int avx512_vnni_present(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -92,6 +102,11 @@ static const trt_ukernels *active = 0;
 
 static const trt_ukernels *table_for(int32_t isa) {
 #ifdef TRT_HAVE_X86_DISPATCH
+#ifdef TRT_HAVE_AMX
+    if (isa == TRT_ISA_AMX && avx512_vnni_present() && trt_amx_usable()) {
+        return vnni_table(&amx_table, amx_over);
+    }
+#endif
     if (isa == TRT_ISA_AVX512_VNNI && avx512_vnni_present()) {
         return vnni_table(&avx512_vnni_table, trt_ukernels_avx512_vnni_over);
     }
@@ -126,6 +141,11 @@ static const trt_ukernels *table_for(int32_t isa) {
 
 int32_t trt_isa_best(void) {
 #ifdef TRT_HAVE_X86_DISPATCH
+#ifdef TRT_HAVE_AMX
+    if (avx512_vnni_present() && trt_amx_usable()) {
+        return TRT_ISA_AMX;
+    }
+#endif
     if (avx512_vnni_present()) {
         return TRT_ISA_AVX512_VNNI;
     }

@@ -17,6 +17,7 @@ NAMES = {
     "neon-dotprod": lib.TRT_ISA_NEON_DOTPROD,
     "avx512-vnni": lib.TRT_ISA_AVX512_VNNI,
     "avx-vnni": lib.TRT_ISA_AVX_VNNI,
+    "amx": lib.TRT_ISA_AMX,
 }
 _BY_CODE = {code: name for name, code in NAMES.items()}
 

@@ -42,7 +42,11 @@ SparseMode = Literal["auto", "off", "force"]
 MODES: tuple[str, ...] = ("auto", "off", "force")
 BLOCKS: tuple[int, ...] = (1, 4, 8)
 MAX_COLS = 0xFFFF  # indices are uint16
-TILE_ISAS = ("avx2", "avx512-vnni", "avx-vnni")  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
+TILE_ISAS = ("avx2", "avx512-vnni", "avx-vnni", "amx")  # tables with spmm_tile (csrc/sparse_ukernels_*.c)
+# Tables without a calibration of their own, and the one whose costs they take:
+# the AMX table is the AVX-512 VNNI one with the tile GEMM for large layers
+# (so its dense costs are, if anything, overestimated there).
+COST_ALIASES = {"amx": "avx512-vnni"}
 
 # ---------------------------------------------------------------------------- cost model
 #
@@ -367,7 +371,7 @@ def predict_ns(kind: str, isa: str, stats: WeightStats, units: int, taps: int = 
                sparse_units: int | None = None) -> dict[str, float]:
     """Predicted kernel nanoseconds of the dense kernel and of each block size.
     units: input rows (FULLY_CONNECTED) or output pixels (CONV_2D)."""
-    table = COSTS.get(isa, COSTS["portable"])[kind]
+    table = COSTS.get(COST_ALIASES.get(isa, isa), COSTS["portable"])[kind]
     out = {}
     for fmt in ("dense", *(str(b) for b in BLOCKS)):
         features = cost_features(kind, fmt, stats, units, taps, sparse_units)

@@ -39,7 +39,7 @@ from runtime._native import lib
 from runtime.ops import conv
 
 ROOT = Path(__file__).resolve().parents[1]
-PORTABLE, AVX2, SSE41, AVX512_VNNI, AVX_VNNI = 0, 2, 6, 7, 8
+PORTABLE, AVX2, SSE41, AVX512_VNNI, AVX_VNNI, AMX = 0, 2, 6, 7, 8, 9
 CASES = 20000  # random cases per kernel and table natively (~1 s)
 QEMU_CASES = 800
 
@@ -51,17 +51,20 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-X86 = lib.trt_isa_best() in (PORTABLE, AVX2, SSE41, AVX512_VNNI, AVX_VNNI) and "sse2" in cpu_flags()
+X86 = lib.trt_isa_best() in (PORTABLE, AVX2, SSE41, AVX512_VNNI, AVX_VNNI, AMX) and "sse2" in cpu_flags()
 HAS_SSE41 = "sse4_1" in cpu_flags()
 HAS_AVX2 = "avx2" in cpu_flags()
 HAS_AVX512_VNNI = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= cpu_flags()
 HAS_AVX_VNNI = HAS_AVX2 and "avx_vnni" in cpu_flags()
+# (Linux also has to grant the tile state: it does on the kernels this runs on)
+HAS_AMX = HAS_AVX512_VNNI and {"amx_tile", "amx_int8"} <= cpu_flags()
 # the tables this CPU runs natively, SSE4.1 and up
 NATIVE_TABLES = (
     {SSE41}
     | ({AVX2} if HAS_AVX2 else set())
     | ({AVX512_VNNI} if HAS_AVX512_VNNI else set())
     | ({AVX_VNNI} if HAS_AVX_VNNI else set())
+    | ({AMX} if HAS_AMX else set())
 )
 # the VNNI tables' own entries (ukernel_diff names), optional elsewhere
 VNNI_KERNELS = {"gemm_k4", "gemm_k4_f64", "rows_u8"}
@@ -71,20 +74,29 @@ needs_sse41 = pytest.mark.skipif(not (X86 and HAS_SSE41), reason="needs an x86-6
 def test_enum_codes_are_stable() -> None:
     # Appended to trt_isa: exported plans and the emulation harness print these numbers.
     assert (lib.TRT_ISA_PORTABLE, lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41) == (PORTABLE, AVX2, SSE41)
-    assert (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI) == (AVX512_VNNI, AVX_VNNI)
+    assert (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI, lib.TRT_ISA_AMX) == (AVX512_VNNI, AVX_VNNI, AMX)
     assert isa.NAMES["sse41"] == SSE41
 
 
 @needs_sse41
 def test_dispatch_on_this_host() -> None:
     expect_best = (
-        "avx512-vnni" if HAS_AVX512_VNNI else "avx-vnni" if HAS_AVX_VNNI else "avx2" if HAS_AVX2 else "sse41"
+        "amx"
+        if HAS_AMX
+        else "avx512-vnni"
+        if HAS_AVX512_VNNI
+        else "avx-vnni"
+        if HAS_AVX_VNNI
+        else "avx2"
+        if HAS_AVX2
+        else "sse41"
     )
     assert isa.best() == expect_best
     avail = isa.available()
     assert avail[0] == "portable"
     assert "sse41" in avail and ("avx2" in avail) == HAS_AVX2
     assert ("avx512-vnni" in avail) == HAS_AVX512_VNNI and ("avx-vnni" in avail) == HAS_AVX_VNNI
+    assert ("amx" in avail) == HAS_AMX
     assert len(avail) == len(set(avail))
     try:
         assert isa.select("sse41") == "sse41"
@@ -114,6 +126,7 @@ def test_host_simd_packs_gemm_panels_for_sse41_and_avx2(monkeypatch: pytest.Monk
         (AVX2, True, False),
         (AVX512_VNNI, True, True),
         (AVX_VNNI, True, True),
+        (AMX, True, True),
         (PORTABLE, False, False),
         (lib.TRT_ISA_NEON, False, False),
     ):
@@ -143,10 +156,10 @@ def check_run(stdout: str, returncode: int, expect_tables: set[int], cases: int)
         # are AVX2's with their own GEMM over it
         optional = {"dw_run", "gemm_seg", "widen3_u8"} | VNNI_KERNELS
         assert set(KERNELS) <= set(got) <= set(KERNELS) | optional, where
-        assert table not in (AVX2, AVX512_VNNI, AVX_VNNI) or {"dw_run", "gemm_seg"} <= set(got), where
-        assert (VNNI_KERNELS <= set(got)) == (table in (AVX512_VNNI, AVX_VNNI)), where
+        assert table not in (AVX2, AVX512_VNNI, AVX_VNNI, AMX) or {"dw_run", "gemm_seg"} <= set(got), where
+        assert (VNNI_KERNELS <= set(got)) == (table in (AVX512_VNNI, AVX_VNNI, AMX)), where
         assert table != SSE41 or "dw_run" in got, where
-        assert ("widen3_u8" in got) == (table in (AVX512_VNNI, AVX_VNNI)), where
+        assert ("widen3_u8" in got) == (table in (AVX512_VNNI, AVX_VNNI, AMX)), where
         for kernel, (n, mismatches) in got.items():
             assert n > 0, f"table {table} {kernel}: no cases\n{where}"
             assert mismatches == 0, f"table {table} {kernel}: {mismatches} of {n} differ\n" + "\n".join(run.details)

@@ -31,7 +31,7 @@ from runtime.backends.c import CModel
 from runtime.graph import parse_model
 from runtime.ops.conv import host_vnni, pack_k4_weights
 
-VNNI = [name for name in ("avx512-vnni", "avx-vnni") if name in isa.available()]
+VNNI = [name for name in ("avx512-vnni", "avx-vnni", "amx") if name in isa.available()]
 needs_vnni = pytest.mark.skipif(not VNNI, reason="the CPU has no AVX-512 VNNI or AVX-VNNI")
 
 
@@ -112,7 +112,7 @@ def _under(case: OpCase, name: str) -> OpCase:
     return dataclasses.replace(case, isa=name)
 
 
-@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni"])
+@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni", "amx"])
 @exact_settings(120)
 @given(case=conv2d_cases())
 def test_conv2d_exact(name: str, case: OpCase) -> None:
@@ -122,7 +122,7 @@ def test_conv2d_exact(name: str, case: OpCase) -> None:
     assert_matches(case, run_c(case))
 
 
-@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni"])
+@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni", "amx"])
 @exact_settings(200)
 @given(case=depthwise_cases())
 def test_depthwise_conv2d_exact(name: str, case: OpCase) -> None:
@@ -134,7 +134,7 @@ def test_depthwise_conv2d_exact(name: str, case: OpCase) -> None:
     assert_matches(case, run_c(case))
 
 
-@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni"])
+@pytest.mark.parametrize("name", ["avx512-vnni", "avx-vnni", "amx"])
 @exact_settings(100)
 @given(case=fully_connected_cases())
 def test_fully_connected_exact(name: str, case: OpCase) -> None:

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from runtime._native import lib
 
-    if lib.trt_isa_best() != lib.TRT_ISA_AVX512_VNNI:
+    if lib.trt_isa_best() not in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AMX):
         print("roofline.py: this CPU has no AVX-512 VNNI (the probe is its vpdpbusd)", file=sys.stderr)
         return 2
     from runtime.backends.c import CModel

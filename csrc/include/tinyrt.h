@@ -492,7 +492,8 @@ typedef enum {
     TRT_ISA_NEON_DOTPROD = 5,    /* aarch64 NEON + ARMv8.2 SDOT             */
     TRT_ISA_SSE41 = 6,           /* x86-64 SSE4.1, for CPUs without AVX2    */
     TRT_ISA_AVX512_VNNI = 7,     /* x86-64 AVX-512 (F, BW, VL) with VNNI    */
-    TRT_ISA_AVX_VNNI = 8         /* x86-64 AVX2 with AVX-VNNI (256-bit)     */
+    TRT_ISA_AVX_VNNI = 8,        /* x86-64 AVX2 with AVX-VNNI (256-bit)     */
+    TRT_ISA_AMX = 9              /* AVX-512 VNNI + AMX-INT8 tiles (Linux)   */
 } trt_isa;
 
 int32_t trt_isa_best(void);

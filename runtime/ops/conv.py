@@ -53,12 +53,14 @@ def host_simd() -> bool:
     """Whether this machine's kernels read the int16 GEMM panels (the x86
     tables do, the VNNI ones where their own layout does not apply; the NEON
     tables read the int8 weights directly, so Pis skip the copy)."""
-    return lib.trt_isa_best() in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI, lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41)
+    return lib.trt_isa_best() in (
+        lib.TRT_ISA_AMX, lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI, lib.TRT_ISA_AVX2, lib.TRT_ISA_SSE41
+    )
 
 
 def host_vnni() -> bool:
-    """Whether this machine has a VNNI table, which reads the packed_k4 layout."""
-    return lib.trt_isa_best() in (lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI)
+    """Whether this machine has a VNNI table (or the AMX one over it), which reads the packed_k4 layout."""
+    return lib.trt_isa_best() in (lib.TRT_ISA_AMX, lib.TRT_ISA_AVX512_VNNI, lib.TRT_ISA_AVX_VNNI)
 
 
 def rescale_k4_table(mult: np.ndarray, shift: np.ndarray, out_zp: int) -> np.ndarray | None:

@@ -768,7 +768,7 @@ static void check_add(const trt_ukernels *u, tally *t) {
 static const int32_t ISAS[] = {TRT_ISA_PORTABLE, TRT_ISA_AVX2, TRT_ISA_NEON,
                                TRT_ISA_CORTEX_M_DSP, TRT_ISA_NEON_DOTPROD,
                                TRT_ISA_SSE41, TRT_ISA_AVX512_VNNI,
-                               TRT_ISA_AVX_VNNI};
+                               TRT_ISA_AVX_VNNI, TRT_ISA_AMX};
 
 int main(int argc, char **argv) {
     const long cases = argc > 1 ? atol(argv[1]) : 1000;
