@@ -23,8 +23,8 @@
  * results go through a stack buffer to the AVX-512 table's requantisation
  * (rq16f, trt_avx512_rescale.h): bit-identical to the portable table.
  * Shapes where the tile unit does not pay -- few rows (batch-1
- * FULLY_CONNECTED), short rows, the double rescale -- keep the AVX-512 VNNI
- * tiles.
+ * FULLY_CONNECTED), short rows, a single 16-channel block, small K * N, the
+ * double rescale -- keep the AVX-512 VNNI tiles (amx_pays).
  */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE 1 /* syscall() under -std=c99 */
