@@ -145,4 +145,41 @@ static inline void trt_dw_k4_rows(trt_dw_k4_ring *r, const trt_depthwise_conv2d_
     }
 }
 
+/* One output row: pixels [ox0, ox1) of every channel block from the tap
+ * rows of its kernel rows, to out_row (the table's arithmetic).  With
+ * `pair`, tap rows hold every second column and each column holds two
+ * output pixels (see trt_dw_k4_run). */
+typedef void (*trt_dw_k4_row)(const trt_depthwise_conv2d_params *p, const uint8_t *const *taps,
+                              int32_t ox0, int32_t ox1, int8_t *out_row, int pair);
+
+/* A table's dw_k4 entry: output pixels [begin, end) of one image through
+ * the ring, a row at a time; 0 (nothing written) for a layer it does not
+ * take.  Eight channels with stride and dilation 1 across: a tap row's
+ * 16-byte load at column ox holds pixel ox + kx and, in its upper half,
+ * pixel ox + 1 + kx, which is pixel ox + 1's tap, so the upper eight
+ * channels' lanes compute the next output pixel with the lower eight's
+ * weights: tap rows of every second column, two pixels a column (from a row
+ * start only). */
+static inline __attribute__((always_inline)) int32_t trt_dw_k4_run(
+    const trt_depthwise_conv2d_params *p, const int8_t *input, int8_t *output, int32_t begin,
+    int32_t end, trt_dw_k4_interleave mix, trt_dw_k4_row row) {
+    if (!trt_dw_k4_takes(p, p->in_place)) {
+        return 0;
+    }
+    const int32_t out_w = p->output.w;
+    const int pair = p->input.c == 8 && p->stride_w == 1 && p->dilation_w == 1 && begin % out_w == 0;
+    uint8_t slots[TRT_DW_K4_RING] __attribute__((aligned(64)));
+    int8_t line[TRT_DW_K4_LINE];
+    trt_dw_k4_ring ring;
+    trt_dw_k4_ring_init(&ring, p, slots, line, pair ? 2 : 1);
+    const int32_t first = begin / out_w, last = (end - 1) / out_w;
+    for (int32_t oy = first; oy <= last; ++oy) {
+        const uint8_t *taps[TRT_DW_K4_ROWS];
+        trt_dw_k4_rows(&ring, p, input, oy, mix, taps);
+        row(p, taps, oy == first ? begin - oy * out_w : 0, oy == last ? end - oy * out_w : out_w,
+            output + (int64_t)oy * out_w * p->input.c, pair);
+    }
+    return 1;
+}
+
 #endif /* TRT_DW_K4_H */

@@ -58,85 +58,68 @@ int32_t trt_avx512_vnni_dw_k4_in_place(const trt_depthwise_conv2d_params *p) {
     return trt_dw_k4_takes(p, 1);
 }
 
-/* The table's dw_k4 (ukernels_avx512_vnni.c puts it there). */
-TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
-                                       int8_t *output, int32_t begin, int32_t end) {
-    const int32_t c = p->input.c, out_w = p->output.w, kh = p->filter.h;
+/* trt_dw_k4_row on AVX-512: a vector is a whole 16-channel block (with
+ * `pair`, channels 0-7 of two pixels: the weights and rescale of channels
+ * 0-7 copied to lanes 8-15). */
+TRT_VNNI static void dw_row(const trt_depthwise_conv2d_params *p, const uint8_t *const *taps,
+                            int32_t ox0, int32_t ox1, int8_t *out_row, int pair) {
+    const int32_t c = p->input.c, kh = p->filter.h;
     const int32_t blocks = (c + 15) / 16;
-    if (!trt_dw_k4_takes(p, p->in_place)) {
-        return 0;
-    }
-    /* Eight channels, stride and dilation 1 across: a tap row's 16-byte
-     * load at column ox holds pixel ox + kx and, in its upper half, pixel
-     * ox + 1 + kx, which is pixel ox + 1's tap.  So lanes 8-15 compute the
-     * next output pixel: every second column only, with the weights and
-     * rescale of channels 0-7 copied to lanes 8-15, sixteen outputs a vector
-     * instead of eight.  (From a row start only: tap rows hold every second
-     * column.) */
-    const int pair = c == 8 && p->stride_w == 1 && p->dilation_w == 1 && begin % out_w == 0;
-    const int32_t step = pair ? 2 : 1;
-    uint8_t slots[TRT_DW_K4_RING] __attribute__((aligned(64)));
-    int8_t line[TRT_DW_K4_LINE];
-    trt_dw_k4_ring ring;
-    trt_dw_k4_ring_init(&ring, p, slots, line, step);
-    const int32_t first = begin / out_w, last = (end - 1) / out_w;
-    for (int32_t oy = first; oy <= last; ++oy) {
-        const uint8_t *taps[TRT_DW_K4_ROWS];
-        trt_dw_k4_rows(&ring, p, input, oy, tap_row, taps);
-        const int32_t ox0 = oy == first ? begin - oy * out_w : 0;
-        const int32_t ox1 = oy == last ? end - oy * out_w : out_w;
-        int8_t *out_row = output + (int64_t)oy * out_w * c;
-        for (int32_t b = 0; b < blocks; ++b) {
-            const int32_t c0 = 16 * b;
-            const __mmask16 keep = (__mmask16)(c - c0 >= 16 ? 0xFFFF : (1u << (c - c0)) - 1);
-            __m512i w[TRT_DW_K4_ROWS];
-            for (int32_t ky = 0; ky < TRT_DW_K4_ROWS; ++ky) {
-                w[ky] = ky < kh ? _mm512_loadu_si512(p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4)
-                                : _mm512_setzero_si512();
+    for (int32_t b = 0; b < blocks; ++b) {
+        const int32_t c0 = 16 * b;
+        const __mmask16 keep = (__mmask16)(c - c0 >= 16 ? 0xFFFF : (1u << (c - c0)) - 1);
+        __m512i w[TRT_DW_K4_ROWS];
+        for (int32_t ky = 0; ky < TRT_DW_K4_ROWS; ++ky) {
+            w[ky] = ky < kh ? _mm512_loadu_si512(p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4)
+                            : _mm512_setzero_si512();
+        }
+        trt_rq16f rq = rq16f_block(p->rescale_k4, p->multiplier, p->shift, b, p->output_offset,
+                                   p->act_min, p->act_max);
+        __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
+        const int64_t at = (int64_t)b * 64;
+        if (pair) {
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                w[ky] = low_twice(w[ky]);
             }
-            trt_rq16f rq = rq16f_block(p->rescale_k4, p->multiplier, p->shift, b, p->output_offset,
-                                       p->act_min, p->act_max);
-            __m512i bias = _mm512_loadu_si512(p->bias_k4 + c0);
-            const int64_t at = (int64_t)b * 64;
-            if (pair) {
-                for (int32_t ky = 0; ky < kh; ++ky) {
-                    w[ky] = low_twice(w[ky]);
-                }
-                bias = low_twice(bias);
-                rq16f_low_twice(&rq);
-                for (int32_t ox = ox0; ox < ox1; ox += 2) {
-                    const int64_t q = (int64_t)ox * 64;
-                    __m512i acc = bias;
-                    for (int32_t ky = 0; ky < kh; ++ky) {
-                        acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[ky] + q), w[ky]);
-                    }
-                    rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * 8,
-                                ox + 1 < ox1 ? 0xFFFF : 0x00FF);
-                }
-                continue;
-            }
-            if (kh == 3) {
-                /* (the common 3x3 case with the row loop unrolled) */
-                for (int32_t ox = ox0; ox < ox1; ++ox) {
-                    const int64_t q = (int64_t)ox * blocks * 64 + at;
-                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_load_si512(taps[0] + q), w[0]);
-                    acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[1] + q), w[1]);
-                    acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[2] + q), w[2]);
-                    rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * c + c0, keep);
-                }
-                continue;
-            }
-            for (int32_t ox = ox0; ox < ox1; ++ox) {
-                const int64_t q = (int64_t)ox * blocks * 64 + at;
+            bias = low_twice(bias);
+            rq16f_low_twice(&rq);
+            for (int32_t ox = ox0; ox < ox1; ox += 2) {
+                const int64_t q = (int64_t)ox * 64;
                 __m512i acc = bias;
                 for (int32_t ky = 0; ky < kh; ++ky) {
                     acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[ky] + q), w[ky]);
                 }
+                rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * 8,
+                            ox + 1 < ox1 ? 0xFFFF : 0x00FF);
+            }
+            continue;
+        }
+        if (kh == 3) {
+            /* (the common 3x3 case with the row loop unrolled) */
+            for (int32_t ox = ox0; ox < ox1; ++ox) {
+                const int64_t q = (int64_t)ox * blocks * 64 + at;
+                __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_load_si512(taps[0] + q), w[0]);
+                acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[1] + q), w[1]);
+                acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[2] + q), w[2]);
                 rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * c + c0, keep);
             }
+            continue;
+        }
+        for (int32_t ox = ox0; ox < ox1; ++ox) {
+            const int64_t q = (int64_t)ox * blocks * 64 + at;
+            __m512i acc = bias;
+            for (int32_t ky = 0; ky < kh; ++ky) {
+                acc = _mm512_dpbusd_epi32(acc, _mm512_load_si512(taps[ky] + q), w[ky]);
+            }
+            rq16f_store(rq16f_apply(acc, &rq), &rq, out_row + (int64_t)ox * c + c0, keep);
         }
     }
-    return 1;
+}
+
+/* The table's dw_k4 (ukernels_avx512_vnni.c puts it there). */
+TRT_VNNI int32_t trt_avx512_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
+                                       int8_t *output, int32_t begin, int32_t end) {
+    return trt_dw_k4_run(p, input, output, begin, end, tap_row, dw_row);
 }
 
 #endif

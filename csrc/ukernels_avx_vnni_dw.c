@@ -131,57 +131,43 @@ int32_t trt_avx_vnni_dw_k4_in_place(const trt_depthwise_conv2d_params *p) {
     return trt_dw_k4_takes(p, 1);
 }
 
+/* trt_dw_k4_row on AVX2: a 16-channel block is two vectors, channels 0-7
+ * then 8-15 (with `pair`, channels 0-7 of pixels ox and ox + 1, both with
+ * the first vector's weights and rescale). */
+TRT_AVXVNNI static void dw_row(const trt_depthwise_conv2d_params *p, const uint8_t *const *taps,
+                               int32_t ox0, int32_t ox1, int8_t *out_row, int pair) {
+    const int32_t c = p->input.c, kh = p->filter.h;
+    const int32_t blocks = (c + 15) / 16;
+    for (int32_t b = 0; b < blocks; ++b) {
+        const int32_t c0 = 16 * b, n = TRT_MIN(16, c - c0);
+        __m256i wl[TRT_DW_K4_ROWS], wh[TRT_DW_K4_ROWS];
+        for (int32_t ky = 0; ky < kh; ++ky) {
+            const int8_t *wk = p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4;
+            wl[ky] = _mm256_loadu_si256((const __m256i *)wk);
+            wh[ky] = pair ? wl[ky] : _mm256_loadu_si256((const __m256i *)(wk + 32));
+        }
+        const half_out hl = half_make(p, c0);
+        const half_out hh = pair ? hl : half_make(p, c0 + 8);
+        if (pair) {
+            /* columns ox, ox + 1 as one "16-channel" column every 2 */
+            for (int32_t ox = ox0; ox < ox1; ox += 2) {
+                block_run(taps, kh, wl, wh, &hl, &hh, (int64_t)ox * 64, 0, 0, 1,
+                          out_row + (int64_t)ox * 8, 0, ox + 1 < ox1 ? 16 : 8);
+            }
+        } else if (kh == 3) {
+            block_run(taps, 3, wl, wh, &hl, &hh, (int64_t)b * 64, (int64_t)blocks * 64, ox0, ox1,
+                      out_row + c0, c, n);
+        } else {
+            block_run(taps, kh, wl, wh, &hl, &hh, (int64_t)b * 64, (int64_t)blocks * 64, ox0, ox1,
+                      out_row + c0, c, n);
+        }
+    }
+}
+
 /* The table's dw_k4 (ukernels_avx_vnni.c puts it there). */
 TRT_AVXVNNI int32_t trt_avx_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
                                        int8_t *output, int32_t begin, int32_t end) {
-    const int32_t c = p->input.c, out_w = p->output.w, kh = p->filter.h;
-    const int32_t blocks = (c + 15) / 16;
-    if (!trt_dw_k4_takes(p, p->in_place)) {
-        return 0;
-    }
-    /* Eight channels, stride and dilation 1 across: a tap row's 16-byte
-     * load at column ox holds pixel ox + kx and, in its upper half, pixel
-     * ox + 1 + kx, so a column's second vector is output pixel ox + 1 with
-     * the same weights: tap rows of every second column, two pixels a
-     * column (from a row start only). */
-    const int pair = c == 8 && p->stride_w == 1 && p->dilation_w == 1 && begin % out_w == 0;
-    uint8_t slots[TRT_DW_K4_RING] __attribute__((aligned(64)));
-    int8_t line[TRT_DW_K4_LINE];
-    trt_dw_k4_ring ring;
-    trt_dw_k4_ring_init(&ring, p, slots, line, pair ? 2 : 1);
-    const int32_t first = begin / out_w, last = (end - 1) / out_w;
-    for (int32_t oy = first; oy <= last; ++oy) {
-        const uint8_t *taps[TRT_DW_K4_ROWS];
-        trt_dw_k4_rows(&ring, p, input, oy, tap_row, taps);
-        const int32_t ox0 = oy == first ? begin - oy * out_w : 0;
-        const int32_t ox1 = oy == last ? end - oy * out_w : out_w;
-        int8_t *out_row = output + (int64_t)oy * out_w * c;
-        for (int32_t b = 0; b < blocks; ++b) {
-            const int32_t c0 = 16 * b, n = TRT_MIN(16, c - c0);
-            __m256i wl[TRT_DW_K4_ROWS], wh[TRT_DW_K4_ROWS];
-            for (int32_t ky = 0; ky < kh; ++ky) {
-                const int8_t *wk = p->packed_k4 + ((int64_t)ky * blocks * 16 + c0) * 4;
-                wl[ky] = _mm256_loadu_si256((const __m256i *)wk);
-                wh[ky] = pair ? wl[ky] : _mm256_loadu_si256((const __m256i *)(wk + 32));
-            }
-            const half_out hl = half_make(p, c0);
-            const half_out hh = pair ? hl : half_make(p, c0 + 8);
-            if (pair) {
-                /* columns ox, ox + 1 as one "16-channel" column every 2 */
-                for (int32_t ox = ox0; ox < ox1; ox += 2) {
-                    block_run(taps, kh, wl, wh, &hl, &hh, (int64_t)ox * 64, 0, 0, 1,
-                              out_row + (int64_t)ox * 8, 0, ox + 1 < ox1 ? 16 : 8);
-                }
-            } else if (kh == 3) {
-                block_run(taps, 3, wl, wh, &hl, &hh, (int64_t)b * 64, (int64_t)blocks * 64, ox0, ox1,
-                          out_row + c0, c, n);
-            } else {
-                block_run(taps, kh, wl, wh, &hl, &hh, (int64_t)b * 64, (int64_t)blocks * 64, ox0, ox1,
-                          out_row + c0, c, n);
-            }
-        }
-    }
-    return 1;
+    return trt_dw_k4_run(p, input, output, begin, end, tap_row, dw_row);
 }
 
 #endif
