@@ -49,13 +49,13 @@ extern const trt_sparse_ukernels trt_sparse_ukernels_avx2;
 #endif
 
 const trt_sparse_ukernels *trt_sparse_ukernels_active(void) {
-    /* trt_ukernels_active() only hands out the AVX2 table (or the VNNI
-     * tables built over it) when the CPU has AVX2, so following it needs no
-     * feature test of its own. */
+    /* Every x86 table but the portable and the SSE4.1 one is the AVX2
+     * table or built over it (the VNNI and AMX tables), and
+     * trt_ukernels_active() only hands those out when the CPU has AVX2: so
+     * they take the AVX2 sparse kernels, a table added later included. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     const int32_t isa = trt_ukernels_active()->isa;
-    if (isa == TRT_ISA_AVX2 || isa == TRT_ISA_AVX512_VNNI || isa == TRT_ISA_AVX_VNNI ||
-        isa == TRT_ISA_AMX) {
+    if (isa != TRT_ISA_PORTABLE && isa != TRT_ISA_SSE41) {
         return &trt_sparse_ukernels_avx2;
     }
 #endif

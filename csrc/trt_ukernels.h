@@ -198,6 +198,28 @@ TRT_INLINE int8_t trt_add_one(const trt_binary_params *p, int32_t x,
     return (int8_t)trt_clamp(raw, p->act_min, p->act_max);
 }
 
+/* widen3_u8's pixels from `i` on, one at a time (the vector loops' tail). */
+TRT_INLINE void trt_widen3_u8_tail(uint8_t *dst, const int8_t *src, int32_t i, int32_t n) {
+    for (; i < n; ++i) {
+        for (int32_t j = 0; j < 3; ++j) {
+            dst[4 * i + j] = (uint8_t)(src[3 * i + j] ^ 0x80);
+        }
+        dst[4 * i + 3] = 0;
+    }
+}
+
+/* Whether the m >= 2 rows x[0 .. m - 1] lie at one distance from each
+ * other (*stride), as a GEMM's rows do when they are consecutive pixels. */
+TRT_INLINE int trt_rows_one_stride(const uint8_t *const *x, int32_t m, int64_t *stride) {
+    *stride = x[1] - x[0];
+    for (int32_t r = 2; r < m; ++r) {
+        if (x[r] - x[r - 1] != *stride) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* One input of ADD as the SIMD tables compute it.  TFLite rescales
  * v = x + offset (at most 255 in magnitude) shifted left by `left` (20 for
  * int8) with a multiplier m below one half, shift -e <= 0.  With

@@ -147,23 +147,12 @@ TRT_AMX static void amx_blocks(const trt_gemm_k4 *g, const uint8_t *a, int64_t s
     if (nb > 3) _tile_stored(3, &acc[0][48], 256);
 }
 
-/* Whether rows 0 .. m - 1 lie at one distance from each other. */
-static int one_stride(const uint8_t *const *x, int32_t m, int64_t *stride) {
-    *stride = x[1] - x[0];
-    for (int32_t r = 2; r < m; ++r) {
-        if (x[r] - x[r - 1] != *stride) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 TRT_AMX static void gemm_amx(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                              int8_t *const *out) {
     /* the rows: in place when they share a stride and are one segment each
      * (4 * k4 bytes readable, rows_u8's zero padding), else gathered */
     int64_t stride = 0;
-    const int direct = m > 1 && g->segs == 1 && one_stride(x, m, &stride);
+    const int direct = m > 1 && g->segs == 1 && trt_rows_one_stride(x, m, &stride);
     if (!amx_pays(g, m, direct)) {
         vnni_gemm_k4(g, x, m, out);
         return;

@@ -271,17 +271,6 @@ TRT_VNNI static void tile_sp16(const trt_gemm_k4 *g, const uint8_t *x0, int64_t 
     }
 }
 
-/* Whether rows r0 .. r0 + 15 lie at one distance from each other. */
-static int strided16(const uint8_t *const *x, int32_t r0, int64_t *xs) {
-    *xs = x[r0 + 1] - x[r0];
-    for (int32_t r = r0 + 2; r < r0 + 16; ++r) {
-        if (x[r] - x[r - 1] != *xs) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int32_t m,
                              int8_t *const *out) {
     const int32_t blocks = (g->n + 15) / 16;
@@ -305,7 +294,7 @@ TRT_VNNI static void gemm_k4(const trt_gemm_k4 *g, const uint8_t *const *x, int3
                 fn = left <= 2 ? tile_2x2 : left <= 4 ? tile_4x2 : tile_8x2;
             } else {
                 int64_t xs;
-                if (left >= 16 && strided16(x, r0, &xs)) {
+                if (left >= 16 && trt_rows_one_stride(x + r0, 16, &xs)) {
                     if (g->n <= 8 && !g->scale) {
                         tile_sp16(g, x[r0], xs, out + r0);
                     } else {
@@ -457,12 +446,7 @@ TRT_VNNI static void widen3_u8(uint8_t *dst, const int8_t *src, int32_t n) {
         const __m512i v = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(lanes, raw), spread);
         _mm512_storeu_si512(dst + 4 * i, _mm512_xor_si512(v, flip));
     }
-    for (; i < n; ++i) {
-        for (int32_t j = 0; j < 3; ++j) {
-            dst[4 * i + j] = (uint8_t)(src[3 * i + j] ^ 0x80);
-        }
-        dst[4 * i + 3] = 0;
-    }
+    trt_widen3_u8_tail(dst, src, i, n);
 }
 
 /* ukernels_avx512_vnni_dw.c */

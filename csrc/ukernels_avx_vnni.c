@@ -257,12 +257,7 @@ TRT_AVXVNNI static void widen3_u8(uint8_t *dst, const int8_t *src, int32_t n) {
         const __m256i v = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(raw, lanes), spread);
         _mm256_storeu_si256((__m256i *)(dst + 4 * i), _mm256_xor_si256(v, flip));
     }
-    for (; i < n; ++i) {
-        for (int32_t j = 0; j < 3; ++j) {
-            dst[4 * i + j] = (uint8_t)(src[3 * i + j] ^ 0x80);
-        }
-        dst[4 * i + 3] = 0;
-    }
+    trt_widen3_u8_tail(dst, src, i, n);
 }
 
 int32_t trt_avx_vnni_dw_k4(const trt_depthwise_conv2d_params *p, const int8_t *input,
