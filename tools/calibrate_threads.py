@@ -75,9 +75,6 @@ def threshold(rows: list[tuple[str, int, int, float, float]], gain: float) -> in
 
 def sweep(names: list[str], candidates: list[int], kinds: tuple[int, ...], rounds: int) -> str:
     """Whole models, two threads with each candidate threshold for `kinds` vs one thread."""
-    import statistics
-    import time
-
     saved = dict(threads.MIN_MACS_PER_PART)
     lines = [f"{'model':7s} {'1 thread us':>12s} " + " ".join(f"{c:>9,d}" for c in candidates)]
     try:
@@ -91,22 +88,11 @@ def sweep(names: list[str], candidates: list[int], kinds: tuple[int, ...], round
                 threads.MIN_MACS_PER_PART.update(saved)
             rng = np.random.default_rng(0)
             inputs = [rng.integers(-128, 128, size=i.shape, dtype=i.dtype) for i in models[0].inputs]
-            for _ in range(5):
-                models[0].run(inputs)
-            t0 = time.perf_counter()
-            models[0].run(inputs)
             # about 5 ms of runs per model and round: each model has its own
             # pool, whose workers spin a while after its last run, taking a
             # core from the next model's first runs
-            n = max(5, int(5e-3 / max(time.perf_counter() - t0, 1e-6)))
-            times: list[list[float]] = [[] for _ in models]
-            for _ in range(rounds):
-                for j, m in enumerate(models):
-                    t0 = time.perf_counter()
-                    for _ in range(n):
-                        m.run(inputs)
-                    times[j].append((time.perf_counter() - t0) / n * 1e6)
-            med = [statistics.median(t) for t in times]
+            calls = [lambda m=m, x=inputs: m.run(x) for m in models]
+            med = time_calls(calls, rounds=rounds, min_us=5000.0)
             lines.append(f"{name:7s} {med[0]:12.2f} " + " ".join(f"{med[0] / t:8.2f}x" for t in med[1:]))
     finally:
         threads.MIN_MACS_PER_PART.update(saved)
