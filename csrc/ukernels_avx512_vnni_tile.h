@@ -52,6 +52,9 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
 #pragma GCC unroll 4
                 for (int j = 0; j < NB; ++j) {
                     wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
+                    if (TRT_K4_ROW) {
+                        _mm_prefetch((const char *)(wb + j * bstride + (int64_t)(i + p) * 64 + TRT_K4_PF), _MM_HINT_T0);
+                    }
                 }
 #pragma GCC unroll 16
                 for (int r = 0; r < MR; ++r) {
