@@ -55,9 +55,19 @@ def step_runner(model: CModel, i: int, parts: int | None = None) -> Callable[[],
     return lambda: pool_run(pool, keep[1], arena, ffi.NULL)
 
 
-def time_calls(calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0) -> list[float]:
+def time_calls(
+    calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0, warmup_s: float = 0.3
+) -> list[float]:
     """Median microseconds per call of each, timed in interleaved rounds
-    (each repeated to well above the timer's resolution)."""
+    (each repeated to well above the timer's resolution), after warmup_s
+    seconds of running them all: a core that was idle or busy with other
+    work first runs them up to 3x slower for a while (seen on shared 2-vCPU
+    machines: the first layers of a per-layer table at 2-4x their time),
+    which a median over rounds does not remove when it lasts for several."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < warmup_s:
+        for call in calls:
+            call()
     reps = []
     for call in calls:
         t0 = time.perf_counter()
