@@ -24,8 +24,11 @@
  * channels, the constant, the sign correction (a compare into a mask, a
  * masked subtract), an arithmetic shift of each quadword, the two halves
  * merged: 12 operations, where gemmlowp's two roundings done one after the
- * other took 16 and the zero point one more.  Checked bit for bit against
- * the portable table by tests/c/ukernel_diff.c. */
+ * other took 16 and the zero point one more.  The usual case (every e >= 1,
+ * the zero point in the constant: all plan-time tables) shifts the high
+ * doublewords instead, 11 operations, and 7 without the sign correction,
+ * which a ReLU or ReLU6 clamp makes moot (rq16f_apply).  Checked bit for
+ * bit against the portable table by tests/c/ukernel_diff.c. */
 typedef struct {
     __m512i mult, mult_odd;       /* Q31 multipliers, even lanes / odd lanes */
     __m512i k_even, k_odd;        /* 2^30 [+ 2^(30+e)] [+ zp 2^(31+e)]      */
@@ -135,8 +138,8 @@ TRT_VNNI_INLINE __m512i rq16f_apply(__m512i acc, const trt_rq16f *c) {
          * 2^32 (it fits: |sum| < 2^63), and a 32-bit arithmetic shift by
          * S - 32 finishes the floor.  One in-lane shuffle gathers the
          * sixteen high doublewords (even channels' moved down, odd
-         * channels' in place), one shift does all sixteen: with no sign
-         * correction 7 operations instead of 12. */
+         * channels' in place), one shift does all sixteen: 11 operations,
+         * 7 with no sign correction, instead of 12. */
         const __m512i p_even = _mm512_mul_epi32(acc, c->mult);
         const __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), c->mult_odd);
         __m512i t_even = _mm512_add_epi64(p_even, c->k_even);
