@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE))
 
+import run as digits_run  # noqa: E402
 from run import ENSEMBLE_SEEDS, RECIPE, StudentRun, train_student, train_teacher  # noqa: E402
 
 from runtime import optimize  # noqa: E402
@@ -113,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="data splits (load_digits seeds; 0 is run.py's): with several, a last table compares "
                         "the per-split means, split by split")
     p.add_argument("--only", action="append", choices=list(CONFIGS), help="train only these ways (repeatable)")
+    p.add_argument("--student", default=digits_run.STUDENT,
+                   help=f"the student architecture of every way (default run.py's {digits_run.STUDENT})")
     args = p.parse_args(argv)
+    digits_run.STUDENT = args.student  # train_student reads it at each call
     t0 = time.perf_counter()
     names = args.only or list(CONFIGS)
     for name in list(names):
