@@ -268,7 +268,7 @@ static TRT_NOINLINE void run_k4_rows(const trt_ukernels *uk,
     const int64_t row_step = (int64_t)p->dilation_h * in_w * in_c;
     const trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
                            p->shift, 0, p->rescale_k4, p->output_offset,
-                           p->act_min, p->act_max, 1, 0};
+                           p->act_min, p->act_max, 1, 0, 0};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     const uint8_t *x[TRT_K4_MR];
     int8_t *outs[TRT_K4_MR];
@@ -354,7 +354,7 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
     int8_t *outs[TRT_K4_MR];
     trt_gemm_k4 g = {k, out_c, p->packed_k4, p->bias_k4, p->multiplier,
                      p->shift, 0, p->rescale_k4, p->output_offset, p->act_min,
-                     p->act_max, 1, 0};
+                     p->act_max, 1, 0, 0};
     if (pointwise) {
         /* the pixels, a chunk at a time (3 bytes of slack: a last k step
          * may read past the row, where the weights are 0) */
@@ -391,6 +391,7 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
     const int32_t col0 = p->pad_left, cols = TRT_MAX(0, TRT_MIN(in_w, wp - col0));
     g.segs = kh;
     g.seg_stride = (int32_t)(dh * prow);
+    g.tap = c4;
     for (int32_t oy_a = begin / out_w; oy_a * out_w < end; oy_a += rows_per_chunk) {
         const int32_t oy_b = TRT_MIN(oy_a + rows_per_chunk, p->output.h); /* exclusive */
         const int32_t iy_a = oy_a * sh - p->pad_top;

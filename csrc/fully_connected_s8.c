@@ -32,7 +32,7 @@ static TRT_NOINLINE int run_k4(const trt_fully_connected_params *p,
         p->bias_k4 + begin, p->scale ? 0 : p->multiplier + begin,
         p->scale ? 0 : p->shift + begin, p->scale ? p->scale + begin : 0,
         p->scale || !p->rescale_k4 ? 0 : p->rescale_k4 + (int64_t)(begin / 16) * 48,
-        p->output_offset, p->act_min, p->act_max, 1, 0};
+        p->output_offset, p->act_min, p->act_max, 1, 0, 0};
     uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE] __attribute__((aligned(64)));
     int8_t *outs[TRT_K4_MR];
     const int8_t *in_rows[TRT_K4_MR];

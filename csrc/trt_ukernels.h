@@ -37,6 +37,11 @@ typedef struct {
      * read up to the next multiple of 4 bytes (weights there are 0). */
     int32_t segs;
     int32_t seg_stride;
+    /* A convolution's image rows: the bytes of one kernel tap (a pixel of
+     * the unsigned image) within a segment, or 0.  With stride 1 the rows
+     * are pixels this far apart, and a row's tap kx is row r + kx's tap 0:
+     * a kernel may load each input once for all the taps that use it. */
+    int32_t tap;
 } trt_gemm_k4;
 
 /* The AMX-INT8 table (ukernels_amx.c) is built where its intrinsics and

@@ -556,7 +556,12 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     static uint8_t rows[TRT_K4_MR * TRT_K4_STRIDE];
     /* (16 rows: the whole-tile kernels) */
     const int32_t m = chance(20) ? 1 : chance(25) ? TRT_K4_MR : rnd_in(1, TRT_K4_MR);
-    const int32_t k = chance(10) ? rnd_in(1, TRT_GEMM_MAX_K) : TRT_MAX(1, rnd_len(300));
+    /* sliding: the rows are consecutive pixels of a stride-1 convolution
+     * with three taps of `tap` bytes a kernel row (trt_gemm_k4.tap) */
+    const int sliding = chance(20);
+    const int32_t tap = 4 * rnd_in(1, 12), sliding_segs = rnd_in(2, 5);
+    const int32_t k = sliding ? sliding_segs * 3 * tap
+                      : chance(10) ? rnd_in(1, TRT_GEMM_MAX_K) : TRT_MAX(1, rnd_len(300));
     const int32_t n = chance(30) ? 8 << rnd_in(0, 3) : chance(70) ? rnd_in(1, 40) : rnd_in(1, 130);
     const int32_t np = (n + 15) / 16 * 16, k4 = (k + 3) / 4;
     /* outputs of all rows in one block, row r at r * n (a layer's pixels:
@@ -599,7 +604,7 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
     for (size_t i = 0; i < sizeof rows; ++i) {
         rows[i] = (uint8_t)rnd();
     }
-    int32_t segs = rnd_in(1, TRT_GEMM_SEG_MAX);
+    int32_t segs = sliding ? sliding_segs : rnd_in(1, TRT_GEMM_SEG_MAX);
     while (k % segs) {
         --segs;
     }
@@ -659,12 +664,35 @@ static void check_gemm_k4(const trt_ukernels *u, tally *t, tally *tf, tally *tr)
         table = rescale_table(mult, shift, np, off);
     }
     trt_gemm_k4 g = {k, n, wk, bias_k4, scale ? NULL : mult, scale ? NULL : shift,
-                     scale, table, off, lo, hi, 1, 0};
+                     scale, table, off, lo, hi, 1, 0, 0};
     const uint8_t *xr[TRT_K4_MR];
     for (int32_t r = 0; r < m; ++r) {
         xr[r] = rows + (int64_t)r * TRT_K4_STRIDE;
     }
-    if (len % 4 == 0 && segs > 1 && chance(50)) {
+    if (sliding) {
+        /* an unsigned image of segs rows of m + 2 pixels (tap bytes each):
+         * row r is pixel r of every image row, so the rows overlap (row r's
+         * tap kx is row r + kx's tap 0); the signed rows of the reference
+         * are read back from it; the image's last byte against a guard page */
+        const int32_t width = (m + 2) * tap;
+        const int32_t stride = width + 4 * rnd_in(0, 8);
+        uint8_t *img = at_end(9, (size_t)stride * (size_t)(segs - 1) + (size_t)width);
+        for (int32_t q = 0; q < segs; ++q) {
+            fill_i8((int8_t *)img + (int64_t)q * stride, width, mode);
+        }
+        for (int32_t r = 0; r < m; ++r) {
+            int8_t *row = signed_rows + (int64_t)r * k;
+            for (int32_t q = 0; q < segs; ++q) {
+                for (int32_t i = 0; i < len; ++i) {
+                    row[(int64_t)q * len + i] = (int8_t)(img[(int64_t)q * stride + (int64_t)r * tap + i] ^ 0x80);
+                }
+            }
+            xr[r] = img + (int64_t)r * tap;
+        }
+        g.segs = segs;
+        g.seg_stride = stride;
+        g.tap = tap;
+    } else if (len % 4 == 0 && segs > 1 && chance(50)) {
         /* segmented rows, as in an unsigned image: row r's segment q at
          * xr[r] + q * seg_stride, the rows interleaved, the last byte of the
          * region against a guard page */
