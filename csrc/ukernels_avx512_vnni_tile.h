@@ -11,6 +11,8 @@
  * TRT_K4_ROW 1: one row (batch-1 FULLY_CONNECTED, a last pixel), the k
  * steps spread over four accumulators per block so that the multiply-adds
  * do not wait on each other.
+ * A whole tile of a stride-1 3x3 convolution's consecutive pixels
+ * (g->tap) takes the sliding loop of sliding3_madds.
  */
 TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
                                                      const uint8_t *const *x, int32_t m,
@@ -42,38 +44,76 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
             acc[p][0][j] = _mm512_setzero_si512();
         }
     }
-    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
-        const int64_t at = (int64_t)s * g->seg_stride;
-        int32_t i = 0;
-        for (; i + PH <= seg4; i += PH) {
-#pragma GCC unroll 4
-            for (int p = 0; p < PH; ++p) {
-                __m512i wv[NB];
-#pragma GCC unroll 4
-                for (int j = 0; j < NB; ++j) {
-                    wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
-                    if (TRT_K4_ROW) {
-                        _mm_prefetch((const char *)(wb + j * bstride + (int64_t)(i + p) * 64 + TRT_K4_PF), _MM_HINT_T0);
-                    }
-                }
-#pragma GCC unroll 16
-                for (int r = 0; r < MR; ++r) {
-                    const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * (i + p)));
+    int64_t xs = 0;
+    if (!TRT_K4_ROW && MR >= 4 && g->tap && g->k == g->segs * 3 * g->tap && m - r0 >= MR &&
+        trt_rows_one_stride(xr, MR, &xs) && xs == g->tap) {
+        /* a stride-1 3x3 convolution's consecutive pixels (sliding3_madds):
+         * input pixel t of a kernel row is tap kx of row t - kx, one
+         * broadcast for up to three rows, the three taps' weights of the NB
+         * blocks in registers.  MR + 2 broadcasts and 3 NB weight loads per
+         * 3 MR NB multiply-adds. */
+        const int32_t c4n = (int32_t)(xs / 4);
+        for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
+            const uint8_t *p = xr[0] + (int64_t)s * g->seg_stride;
+            for (int32_t c = 0; c < c4n; ++c, p += 4) {
+                __m512i wv[3][NB];
+#pragma GCC unroll 3
+                for (int kx = 0; kx < 3; ++kx) {
 #pragma GCC unroll 4
                     for (int j = 0; j < NB; ++j) {
-                        acc[p][r][j] = _mm512_dpbusd_epi32(acc[p][r][j], xv, wv[j]);
+                        wv[kx][j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(kx * c4n + c) * 64);
+                    }
+                }
+#pragma GCC unroll 10
+                for (int t = 0; t < MR + 2; ++t) {
+                    const __m512i v = _mm512_set1_epi32(load4(p + t * xs));
+#pragma GCC unroll 3
+                    for (int kx = 0; kx < 3; ++kx) {
+                        if (t - kx >= 0 && t - kx < MR) {
+#pragma GCC unroll 4
+                            for (int j = 0; j < NB; ++j) {
+                                acc[0][t - kx][j] = _mm512_dpbusd_epi32(acc[0][t - kx][j], v, wv[kx][j]);
+                            }
+                        }
                     }
                 }
             }
         }
-        for (; i < seg4; ++i) { /* (PH > 1: the last seg4 % PH steps) */
-#pragma GCC unroll 16
-            for (int r = 0; r < MR; ++r) {
-                const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * i));
+    } else {
+        for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
+            const int64_t at = (int64_t)s * g->seg_stride;
+            int32_t i = 0;
+            for (; i + PH <= seg4; i += PH) {
 #pragma GCC unroll 4
-                for (int j = 0; j < NB; ++j) {
-                    acc[0][r][j] = _mm512_dpbusd_epi32(
-                        acc[0][r][j], xv, _mm512_loadu_si512(wb + j * bstride + (int64_t)i * 64));
+                for (int p = 0; p < PH; ++p) {
+                    __m512i wv[NB];
+#pragma GCC unroll 4
+                    for (int j = 0; j < NB; ++j) {
+                        wv[j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(i + p) * 64);
+                        if (TRT_K4_ROW) {
+                            _mm_prefetch((const char *)(wb + j * bstride + (int64_t)(i + p) * 64 + TRT_K4_PF),
+                                         _MM_HINT_T0);
+                        }
+                    }
+#pragma GCC unroll 16
+                    for (int r = 0; r < MR; ++r) {
+                        const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * (i + p)));
+#pragma GCC unroll 4
+                        for (int j = 0; j < NB; ++j) {
+                            acc[p][r][j] = _mm512_dpbusd_epi32(acc[p][r][j], xv, wv[j]);
+                        }
+                    }
+                }
+            }
+            for (; i < seg4; ++i) { /* (PH > 1: the last seg4 % PH steps) */
+#pragma GCC unroll 16
+                for (int r = 0; r < MR; ++r) {
+                    const __m512i xv = _mm512_set1_epi32(load4(xr[r] + at + 4 * i));
+#pragma GCC unroll 4
+                    for (int j = 0; j < NB; ++j) {
+                        acc[0][r][j] = _mm512_dpbusd_epi32(
+                            acc[0][r][j], xv, _mm512_loadu_si512(wb + j * bstride + (int64_t)i * 64));
+                    }
                 }
             }
         }
