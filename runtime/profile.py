@@ -59,11 +59,12 @@ def time_calls(
     calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0, warmup_s: float = 0.3
 ) -> list[float]:
     """Median microseconds per call of each, timed in interleaved rounds
-    (each repeated to well above the timer's resolution), after warmup_s
-    seconds of running them all: a core that was idle or busy with other
-    work first runs them up to 3x slower for a while (seen on shared 2-vCPU
-    machines: the first layers of a per-layer table at 2-4x their time),
-    which a median over rounds does not remove when it lasts for several."""
+    (each repeated to well above the timer's resolution) after warmup_s
+    seconds of running them all.  Each timed block follows an untimed one of
+    the same call: an AVX-512 core that ran lighter code (a round's small
+    last layers) runs the next heavy 512-bit loop slowly for a few hundred
+    microseconds while its power state changes, every round (Ice Lake:
+    resnet's first layer read 2.5x its time, on tinyrt and on XNNPACK)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < warmup_s:
         for call in calls:
@@ -79,6 +80,8 @@ def time_calls(
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
         for i, (call, n) in enumerate(zip(calls, reps, strict=True)):
+            for _ in range(n):  # untimed: see below
+                call()
             t0 = time.perf_counter()
             for _ in range(n):
                 call()
