@@ -397,6 +397,15 @@ static TRT_NOINLINE int run_k4_image(const trt_ukernels *uk,
         const int32_t iy_a = oy_a * sh - p->pad_top;
         const int32_t iy_n = (oy_b - 1 - oy_a) * sh + reach;
         for (int32_t j = 0; j < iy_n; ++j) {
+            /* (a row between the strides of a strided 1xN kernel is read by
+             * no output row: left as it is) */
+            int used = 0;
+            for (int32_t ky = 0; ky < kh && !used; ++ky) {
+                used = j >= ky * dh && (j - ky * dh) % sh == 0;
+            }
+            if (!used) {
+                continue;
+            }
             uint8_t *dst = image + j * prow;
             const int32_t iy = iy_a + j;
             if (iy < 0 || iy >= in_h || cols == 0) {
