@@ -130,9 +130,24 @@ TRT_VNNI_INLINE trt_rq16f rq16f_block(const int64_t *table, const int32_t *mult,
                  : rq16f_load(mult + block * 16, shift + block * 16, zp, act_min, act_max);
 }
 
+/* The 64-bit sums P + K [- 2^31 where P < 0, with corr] of the even and
+ * of the odd channels (P = acc * mult). */
+TRT_VNNI_INLINE void rq16f_sums(__m512i acc, const trt_rq16f *c, const int corr, __m512i *t_even,
+                                __m512i *t_odd) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i p_even = _mm512_mul_epi32(acc, c->mult);
+    const __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), c->mult_odd);
+    *t_even = _mm512_add_epi64(p_even, c->k_even);
+    *t_odd = _mm512_add_epi64(p_odd, c->k_odd);
+    if (corr) {
+        *t_even = _mm512_mask_sub_epi64(*t_even, _mm512_cmplt_epi64_mask(p_even, zero), *t_even, c->corr_even);
+        *t_odd = _mm512_mask_sub_epi64(*t_odd, _mm512_cmplt_epi64_mask(p_odd, zero), *t_odd, c->corr_odd);
+    }
+}
+
 /* acc (bias included) -> requantised value + zero point, sixteen lanes. */
 TRT_VNNI_INLINE __m512i rq16f_apply(__m512i acc, const trt_rq16f *c) {
-    const __m512i zero = _mm512_setzero_si512();
+    __m512i t_even, t_odd;
     if (c->high32) {
         /* S >= 32: the high doubleword of each 64-bit sum is its floor by
          * 2^32 (it fits: |sum| < 2^63), and a 32-bit arithmetic shift by
@@ -140,25 +155,13 @@ TRT_VNNI_INLINE __m512i rq16f_apply(__m512i acc, const trt_rq16f *c) {
          * sixteen high doublewords (even channels' moved down, odd
          * channels' in place), one shift does all sixteen: 11 operations,
          * 7 with no sign correction, instead of 12. */
-        const __m512i p_even = _mm512_mul_epi32(acc, c->mult);
-        const __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), c->mult_odd);
-        __m512i t_even = _mm512_add_epi64(p_even, c->k_even);
-        __m512i t_odd = _mm512_add_epi64(p_odd, c->k_odd);
-        if (c->corr) {
-            t_even = _mm512_mask_sub_epi64(t_even, _mm512_cmplt_epi64_mask(p_even, zero), t_even, c->corr_even);
-            t_odd = _mm512_mask_sub_epi64(t_odd, _mm512_cmplt_epi64_mask(p_odd, zero), t_odd, c->corr_odd);
-        }
+        rq16f_sums(acc, c, c->corr, &t_even, &t_odd);
         return _mm512_srav_epi32(_mm512_mask_shuffle_epi32(t_odd, 0x5555, t_even, _MM_PERM_CDAB), c->s32);
     }
     if (c->any_left) {
         acc = _mm512_sllv_epi32(acc, c->left);
     }
-    const __m512i p_even = _mm512_mul_epi32(acc, c->mult);
-    const __m512i p_odd = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), c->mult_odd);
-    __m512i t_even = _mm512_add_epi64(p_even, c->k_even);
-    __m512i t_odd = _mm512_add_epi64(p_odd, c->k_odd);
-    t_even = _mm512_mask_sub_epi64(t_even, _mm512_cmplt_epi64_mask(p_even, zero), t_even, c->corr_even);
-    t_odd = _mm512_mask_sub_epi64(t_odd, _mm512_cmplt_epi64_mask(p_odd, zero), t_odd, c->corr_odd);
+    rq16f_sums(acc, c, 1, &t_even, &t_odd);
     const __m512i z_even = _mm512_srav_epi64(t_even, c->s_even);
     const __m512i z_odd = _mm512_srav_epi64(t_odd, c->s_odd);
     /* the low doublewords: even channels from z_even, odd from z_odd */
