@@ -101,6 +101,57 @@ TRT_VNNI_INLINE trt_rq16f k4_rescale(const trt_gemm_k4 *g, int32_t b) {
     return rq16f_block(g->rescale, g->mult, g->shift, b, g->out_offset, g->act_min, g->act_max);
 }
 
+/* Whether rows xs bytes apart are consecutive output pixels of a stride-1
+ * convolution with three taps a kernel row (trt_gemm_k4.tap), which
+ * sliding3_madds computes. */
+TRT_VNNI_INLINE int sliding3_fits(const trt_gemm_k4 *g, int64_t xs) {
+    return g->tap && xs == g->tap && g->tap % 4 == 0 && g->k == g->segs * 3 * g->tap;
+}
+
+/* The multiply-adds of mr such rows (mr + 2 <= 20) into acc[r * nb + j],
+ * blocks j < nb of weights from wb (bstride apart): input pixel t of a
+ * kernel row is tap kx of row t - kx, so one broadcast of its four bytes
+ * feeds up to three rows, against the three taps' weights held in
+ * registers.  mr + 2 broadcasts and 3 nb weight loads per 3 mr nb
+ * multiply-adds, where loading every row's every tap takes 3 mr (16 rows
+ * of one block: 18 and 3 loads per 48 vpdpbusd, not 51).  With one
+ * broadcast per multiply-add the loads, not vpdpbusd, bound the loop:
+ * resnet's 16-channel 3x3 layers ran at ~55% of the vpdpbusd rate on Ice
+ * Lake, ~76% with this.  mr and nb are constants in every caller. */
+TRT_VNNI_INLINE void sliding3_madds(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, const int8_t *wb,
+                                    int64_t bstride, __m512i *acc, const int mr, const int nb) {
+    const int32_t c4n = (int32_t)(xs / 4); /* k steps of one tap */
+    const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
+    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)3 * c4n * 64) {
+        const uint8_t *p = x0 + (int64_t)s * g->seg_stride;
+        for (int32_t c = 0; c < c4n; ++c, p += 4) {
+            __m512i w[3][4];
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; ++kx) {
+#pragma GCC unroll 4
+                for (int j = 0; j < nb; ++j) {
+                    w[kx][j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(kx * c4n + c) * 64);
+                }
+            }
+            const uint8_t *base[5] = {p, p + 4 * xs, p + 8 * xs, p + 12 * xs, p + 16 * xs};
+#pragma GCC unroll 18
+            for (int t = 0; t < mr + 2; ++t) {
+                const uint8_t *at = base[t / 4] + (t % 4 == 0 ? 0 : t % 4 == 1 ? o1 : t % 4 == 2 ? o2 : o3);
+                const __m512i v = _mm512_set1_epi32(load4(at));
+#pragma GCC unroll 3
+                for (int kx = 0; kx < 3; ++kx) {
+                    if (t - kx >= 0 && t - kx < mr) {
+#pragma GCC unroll 4
+                        for (int j = 0; j < nb; ++j) {
+                            acc[(t - kx) * nb + j] = _mm512_dpbusd_epi32(acc[(t - kx) * nb + j], v, w[kx][j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* The tiles: one function per shape, from a template included once per
  * (MR rows, NB 16-channel blocks); TRT_K4_ROW 1 is the single-row kernel. */
 #define TRT_K4_NAME_(mr, nb) tile_##mr##x##nb
@@ -204,44 +255,6 @@ TRT_VNNI_INLINE void strided_madds(const trt_gemm_k4 *g, const uint8_t *x0, int6
     }
 }
 
-/* strided_madds for sixteen consecutive output pixels of a stride-1
- * convolution with three taps a kernel row (g->tap == xs, segments of 3
- * taps): input pixel j of a kernel row is tap kx of output pixel j - kx,
- * so one broadcast of its four bytes feeds the multiply-adds of up to three
- * pixels, against the three taps' weights held in registers.  Eighteen
- * broadcasts and three weight loads for 48 multiply-adds, where
- * strided_madds loads 51 times: with one broadcast per multiply-add the
- * loads, not vpdpbusd, bound the loop (resnet's 16-channel 3x3 layers ran
- * at ~55% of the vpdpbusd rate on Ice Lake, ~76% with this). */
-TRT_VNNI_INLINE void sliding3_madds(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, const int8_t *wb,
-                                    __m512i *acc) {
-    const int32_t c4n = (int32_t)(xs / 4); /* k steps of one tap */
-    const int64_t o1 = xs, o2 = 2 * xs, o3 = 3 * xs;
-    for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)3 * c4n * 64) {
-        const uint8_t *p = x0 + (int64_t)s * g->seg_stride;
-        for (int32_t c = 0; c < c4n; ++c, p += 4) {
-            const __m512i w0 = _mm512_loadu_si512(wb + (int64_t)c * 64);
-            const __m512i w1 = _mm512_loadu_si512(wb + (int64_t)(c4n + c) * 64);
-            const __m512i w2 = _mm512_loadu_si512(wb + (int64_t)(2 * c4n + c) * 64);
-            const uint8_t *base[5] = {p, p + 4 * xs, p + 8 * xs, p + 12 * xs, p + 16 * xs};
-#pragma GCC unroll 18
-            for (int j = 0; j < 18; ++j) {
-                const uint8_t *at = base[j / 4] + (j % 4 == 0 ? 0 : j % 4 == 1 ? o1 : j % 4 == 2 ? o2 : o3);
-                const __m512i v = _mm512_set1_epi32(load4(at));
-                if (j < 16) {
-                    acc[j] = _mm512_dpbusd_epi32(acc[j], v, w0);
-                }
-                if (j >= 1 && j <= 16) {
-                    acc[j - 1] = _mm512_dpbusd_epi32(acc[j - 1], v, w1);
-                }
-                if (j >= 2) {
-                    acc[j - 2] = _mm512_dpbusd_epi32(acc[j - 2], v, w2);
-                }
-            }
-        }
-    }
-}
-
 /* Sixteen strided rows (strided_madds), one 16-channel block. */
 TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t xs, int32_t b,
                                 int8_t *const *out) {
@@ -252,8 +265,8 @@ TRT_VNNI static void tile_s16x1(const trt_gemm_k4 *g, const uint8_t *x0, int64_t
         acc[r] = bias;
     }
     const int8_t *wb = g->w + (int64_t)b * ((g->k + 3) / 4) * 64;
-    if (g->tap == xs && xs % 4 == 0 && g->k == g->segs * 3 * g->tap) {
-        sliding3_madds(g, x0, xs, wb, acc);
+    if (sliding3_fits(g, xs)) {
+        sliding3_madds(g, x0, xs, wb, 0, acc, 16, 1);
     } else {
         strided_madds(g, x0, xs, wb, acc, 0);
     }

@@ -45,40 +45,10 @@ TRT_VNNI static void TRT_K4_NAME(TRT_K4_MR_, TRT_K4_NB)(const trt_gemm_k4 *g,
         }
     }
     int64_t xs = 0;
-    if (!TRT_K4_ROW && MR >= 4 && g->tap && g->k == g->segs * 3 * g->tap && m - r0 >= MR &&
-        trt_rows_one_stride(xr, MR, &xs) && xs == g->tap) {
-        /* a stride-1 3x3 convolution's consecutive pixels (sliding3_madds):
-         * input pixel t of a kernel row is tap kx of row t - kx, one
-         * broadcast for up to three rows, the three taps' weights of the NB
-         * blocks in registers.  MR + 2 broadcasts and 3 NB weight loads per
-         * 3 MR NB multiply-adds. */
-        const int32_t c4n = (int32_t)(xs / 4);
-        for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
-            const uint8_t *p = xr[0] + (int64_t)s * g->seg_stride;
-            for (int32_t c = 0; c < c4n; ++c, p += 4) {
-                __m512i wv[3][NB];
-#pragma GCC unroll 3
-                for (int kx = 0; kx < 3; ++kx) {
-#pragma GCC unroll 4
-                    for (int j = 0; j < NB; ++j) {
-                        wv[kx][j] = _mm512_loadu_si512(wb + j * bstride + (int64_t)(kx * c4n + c) * 64);
-                    }
-                }
-#pragma GCC unroll 10
-                for (int t = 0; t < MR + 2; ++t) {
-                    const __m512i v = _mm512_set1_epi32(load4(p + t * xs));
-#pragma GCC unroll 3
-                    for (int kx = 0; kx < 3; ++kx) {
-                        if (t - kx >= 0 && t - kx < MR) {
-#pragma GCC unroll 4
-                            for (int j = 0; j < NB; ++j) {
-                                acc[0][t - kx][j] = _mm512_dpbusd_epi32(acc[0][t - kx][j], v, wv[kx][j]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    if (!TRT_K4_ROW && MR >= 4 && m - r0 >= MR && sliding3_fits(g, g->tap) && trt_rows_one_stride(xr, MR, &xs) &&
+        xs == g->tap) {
+        /* a stride-1 3x3 convolution's consecutive pixels */
+        sliding3_madds(g, xr[0], xs, wb, bstride, &acc[0][0][0], MR, NB);
     } else {
         for (int32_t s = 0; s < g->segs; ++s, wb += (int64_t)seg4 * 64) {
             const int64_t at = (int64_t)s * g->seg_stride;
