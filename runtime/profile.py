@@ -55,20 +55,14 @@ def step_runner(model: CModel, i: int, parts: int | None = None) -> Callable[[],
     return lambda: pool_run(pool, keep[1], arena, ffi.NULL)
 
 
-def time_calls(
-    calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0, warmup_s: float = 0.3
-) -> list[float]:
+def time_calls(calls: list[Callable[[], object]], rounds: int = 15, min_us: float = 200.0) -> list[float]:
     """Median microseconds per call of each, timed in interleaved rounds
-    (each repeated to well above the timer's resolution) after warmup_s
-    seconds of running them all.  Each timed block follows an untimed one of
-    the same call: an AVX-512 core that ran lighter code (a round's small
-    last layers) runs the next heavy 512-bit loop slowly for a few hundred
-    microseconds while its power state changes, every round (Ice Lake:
-    resnet's first layer read 2.5x its time, on tinyrt and on XNNPACK)."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < warmup_s:
-        for call in calls:
-            call()
+    (each repeated to well above the timer's resolution).  Each timed block
+    follows an untimed one of the same call: an AVX-512 core that ran
+    lighter code (a round's small last layers) runs the next heavy 512-bit
+    loop slowly for a few hundred microseconds while its power state
+    changes, every round (Ice Lake: resnet's first layer read 2.5x its
+    time, on tinyrt and on XNNPACK)."""
     reps = []
     for call in calls:
         t0 = time.perf_counter()
